@@ -1,0 +1,48 @@
+# Two commands for users: `make demo` and `make test`. Both create .venv when missing and install the
+# pinned set from settings.ini. torch goes in first and explicitly: `torch==2.13.0` resolves to the
+# CPU wheel where only that is available and to the CUDA build on a Linux GPU machine; letting pip
+# resolve a bare `torch` here would pull gigabytes of CUDA packages.
+SHELL := /bin/bash
+PY := .venv/bin/python
+BIN := .venv/bin
+STAMP := .venv/.installed
+DEMO_OUT ?= demo_out
+
+.PHONY: demo test install export clean-nbs readme check-sync nbtest pytest
+
+$(PY):
+	python3 -m venv .venv
+
+$(STAMP): $(PY) settings.ini setup.py
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/hyperrep zoo --preset digits --out $(DEMO_OUT)/zoo
+	$(BIN)/hyperrep info $(DEMO_OUT)/zoo
+
+export: $(STAMP)
+	$(BIN)/nbdev_export
+
+clean-nbs: $(STAMP)
+	$(BIN)/nbdev_clean
+
+readme: $(STAMP)
+	$(PY) tools/make_readme.py
+
+# The notebooks are the source: exporting, cleaning and rebuilding the README must change nothing.
+check-sync: $(STAMP)
+	$(PY) tools/unchanged.py hyperrep_nb -- $(BIN)/nbdev_export
+	$(PY) tools/unchanged.py nbs -- $(BIN)/nbdev_clean
+	$(PY) tools/make_readme.py --check
+
+nbtest: $(STAMP)
+	IN_TEST=1 $(BIN)/nbdev_test --n_workers 2 --timing
+
+pytest: $(STAMP)
+	IN_TEST=1 $(BIN)/pytest -q tests
+
+test: check-sync nbtest pytest
