@@ -1,0 +1,84 @@
+"""The `hyperrep` command end to end: zoo training that is killed and resumed, info, errors, benchmarks."""
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+
+import pytest
+import torch
+
+from hyperrep_nb.zoo import Zoo
+
+HYPERREP = str(Path(sys.executable).parent / "hyperrep")
+
+
+def run(*args, check=True, **kwargs):
+    "Run the CLI, returning the completed process."
+    result = subprocess.run([HYPERREP, *args], capture_output=True, text=True, **kwargs)
+    if check and result.returncode != 0: raise AssertionError(result.stderr)
+    return result
+
+
+def last_epoch(folder: Path) -> int:
+    "The committed epoch of a zoo folder (-1 when none yet)."
+    try: return json.loads((folder / "zoo.json").read_text())["last_epoch"]
+    except (FileNotFoundError, json.JSONDecodeError): return -1
+
+
+def test_killed_zoo_training_resumes_to_the_same_weights(tmp_path):
+    args = ["zoo", "--preset", "digits", "--models", "24", "--epochs", "4", "--quiet"]
+    run(*args, "--out", str(tmp_path / "straight"))
+    killed = tmp_path / "killed"
+    process = subprocess.Popen([HYPERREP, *args, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while last_epoch(killed) < 1 and time.time() < deadline and process.poll() is None: time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    committed = last_epoch(killed)
+    assert 1 <= committed < 4, f"the run should have been killed mid-training, it had committed epoch {committed}"
+    assert Zoo(killed).population(committed, device="cpu") is not None   # what was written is intact
+    result = run(*args, "--out", str(killed))
+    assert "epoch   4" in result.stdout
+    straight, resumed = Zoo(tmp_path / "straight"), Zoo(killed)
+    torch.testing.assert_close(resumed.population(4, "cpu").to_vector(), straight.population(4, "cpu").to_vector())
+    assert (resumed.metrics["test_accuracy"] == straight.metrics["test_accuracy"]).all()
+
+
+def test_info_summarises_a_zoo(tmp_path):
+    run("zoo", "--models", "6", "--epochs", "2", "--quiet", "--out", str(tmp_path / "zoo"))
+    out = run("info", str(tmp_path / "zoo")).stdout
+    for expected in ("paper_cnn_1ch_tanh", "2464 parameters", "models: 6", "epochs: 0..2", "splits:", "epoch   2:"):
+        assert expected in out, out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["info", "/nonexistent/zoo"], "is not a zoo"),
+    (["zoo", "--preset", "imagenet", "--out", "{tmp}/z"], "unknown zoo preset"),
+    (["zoo", "--preset", "mnist", "--models", "2", "--out", "{tmp}/z", "--data-root", "{tmp}/nothing"], "mnist"),
+    (["zoo", "--models", "two", "--out", "{tmp}/z"], "argument --models"),
+    (["zoo", "--models", "2", "--device", "tpu", "--out", "{tmp}/z"], "unknown device"),
+    (["bench", "everything"], "invalid choice"),
+])
+def test_user_errors_are_one_line_with_status_2(tmp_path, args, message):
+    result = run(*[a.format(tmp=tmp_path) for a in args], check=False)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: ") and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_corrupted_checkpoint_is_refused_and_kept(tmp_path):
+    folder = tmp_path / "zoo"
+    run("zoo", "--models", "4", "--epochs", "2", "--until", "1", "--quiet", "--out", str(folder))
+    checkpoint = folder / "checkpoints" / "epoch_001.safetensors"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:64])
+    result = run("zoo", "--models", "4", "--epochs", "2", "--quiet", "--out", str(folder), check=False)
+    assert result.returncode == 2 and "epoch_001.safetensors" in result.stderr and "Traceback" not in result.stderr
+    assert checkpoint.stat().st_size == 64, "a refused file is left for the user to inspect"
+
+
+def test_bench_zoo_prints_json_lines():
+    lines = run("bench", "zoo", "--models", "4", "--steps", "2", "--device", "cpu").stdout.strip().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r["bench"] for r in records] == ["zoo_train", "zoo_eval"]
+    train, evaluation = records
+    assert train["models"] == 4 and train["batch_size"] == 10 and train["device"] == "cpu"
+    assert train["batched_model_steps_per_s"] > 0 and train["sequential_model_steps_per_s"] > 0 and train["ratio"] > 0
+    assert evaluation["batched_model_images_per_s"] > 0 and evaluation["images"] == 360
