@@ -50,7 +50,7 @@ def test_info_summarises_a_zoo(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["info", "/nonexistent/zoo"], "is not a zoo"),
+    (["info", "/nonexistent/zoo"], "neither a zoo"),
     (["zoo", "--preset", "imagenet", "--out", "{tmp}/z"], "unknown zoo preset"),
     (["zoo", "--preset", "mnist", "--models", "2", "--out", "{tmp}/z", "--data-root", "{tmp}/nothing"], "mnist"),
     (["zoo", "--models", "two", "--out", "{tmp}/z"], "argument --models"),

@@ -1,0 +1,66 @@
+"""`hyperrep train` / `info` / `bench ae` end to end on a tiny zoo."""
+import json, subprocess, sys
+from pathlib import Path
+
+import pytest
+
+HYPERREP = str(Path(sys.executable).parent / "hyperrep")
+
+
+def run(*args, check=True):
+    "Run the CLI, returning the completed process."
+    result = subprocess.run([HYPERREP, *args], capture_output=True, text=True)
+    if check and result.returncode != 0: raise AssertionError(result.stderr)
+    return result
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("zoo") / "zoo"
+    run("zoo", "--models", "12", "--epochs", "3", "--quiet", "--out", str(folder))
+    return folder
+
+
+def test_train_stops_resumes_and_writes_a_bundle(zoo, tmp_path):
+    args = ["train", "--zoo", str(zoo), "--epochs", "3", "--window", "2", "3", "--quiet", "--out", str(tmp_path / "hr")]
+    assert "stopped after epoch 1" in run(*args, "--until", "1").stdout
+    state = json.loads((tmp_path / "hr" / "training" / "state.json").read_text())
+    assert state["epoch"] == 1 and not (tmp_path / "hr" / "metrics.json").exists()
+    out = run(*args).stdout
+    assert "R2" in out and "reconstructed" in out
+    metrics = json.loads((tmp_path / "hr" / "metrics.json").read_text())
+    for key in ("r2", "r2_per_layer", "reconstructed_accuracy_mean", "original_accuracy_mean"):
+        assert key in metrics
+    assert metrics["lwln"] is True and len(metrics["r2_per_layer"]) == 5
+    info = run("info", str(tmp_path / "hr")).stdout
+    assert "LWLN" in info and "layer weight std" in info
+
+
+def test_plain_mse_baseline_uses_the_same_code(zoo, tmp_path):
+    run("train", "--zoo", str(zoo), "--epochs", "2", "--window", "2", "3", "--no-lwln", "--quiet", "--out", str(tmp_path / "base"))
+    assert json.loads((tmp_path / "base" / "metrics.json").read_text())["lwln"] is False
+    assert "plain MSE" in run("info", str(tmp_path / "base")).stdout
+
+
+def test_training_refuses_another_run_in_the_same_folder(zoo, tmp_path):
+    run("train", "--zoo", str(zoo), "--epochs", "2", "--window", "2", "3", "--quiet", "--out", str(tmp_path / "hr"))
+    other = tmp_path / "other_zoo"
+    run("zoo", "--models", "12", "--epochs", "3", "--activation", "gelu", "--quiet", "--out", str(other))
+    result = run("train", "--zoo", str(other), "--epochs", "2", "--window", "2", "3", "--quiet", "--out", str(tmp_path / "hr"), check=False)
+    assert result.returncode == 2 and "different run" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--zoo", "/nonexistent", "--out", "{tmp}/hr"], "missing file"),
+    (["train", "--zoo", "{zoo}", "--preset", "huge", "--out", "{tmp}/hr"], "unknown autoencoder preset"),
+    (["train", "--zoo", "{zoo}", "--window", "21", "25", "--out", "{tmp}/hr"], "the window needs"),
+])
+def test_train_errors(zoo, tmp_path, args, message):
+    result = run(*[a.format(tmp=tmp_path, zoo=zoo) for a in args], check=False)
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and message in result.stderr, result.stderr
+
+
+def test_bench_ae_prints_json():
+    record = json.loads(run("bench", "ae", "--models", "20", "--steps", "1", "--device", "cpu").stdout)
+    assert record["bench"] == "ae" and record["preset"] == "cpu"
+    assert record["train_samples_per_s"] > 0 and record["encode_decode_models_per_s"] > 0
