@@ -4,13 +4,13 @@
 
 # %% ../nbs/10_demo.ipynb #a759881c
 from __future__ import annotations
-import json, math, time
+import json, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from .core import HyperrepError, default_device, in_test, write_json, atomic_write_bytes
-from .arch import Population, evaluate
+from .core import default_device, write_json, atomic_write_bytes
+from .arch import Population
 from .data import load_dataset
 from .zoo import Zoo, zoo_config, train_zoo
 from .model import ae_config
