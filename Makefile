@@ -21,8 +21,7 @@ $(STAMP): $(PY) settings.ini setup.py
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/hyperrep zoo --preset digits --out $(DEMO_OUT)/zoo
-	$(BIN)/hyperrep info $(DEMO_OUT)/zoo
+	$(BIN)/hyperrep demo --out $(DEMO_OUT)
 
 export: $(STAMP)
 	$(BIN)/nbdev_export

@@ -60,7 +60,52 @@ def _cmd_import_zoo(args):
 def _cmd_demo(args):
     "Run the whole method on digits."
     from hyperrep_nb.demo import run_demo
-    run_demo(args.out, args.n, args.finetune_epochs, args.device, progress=not args.quiet)
+    run_demo(args.out, args.n, args.finetune_epochs, args.device, full=args.full, progress=not args.quiet)
+
+def _cmd_sample(args):
+    "Sample a population from a hyper-representation, save it and print its size, time and test accuracy."
+    import time, torch
+    from hyperrep_nb.arch import evaluate
+    from hyperrep_nb.data import load_dataset
+    from hyperrep_nb.train import HyperRepresentation
+    from hyperrep_nb.sampling import fit_sampler, sample_population
+    from hyperrep_nb.experiments import save_population
+    bundle = HyperRepresentation(args.bundle, args.device)
+    options = {k: v for k, v in {"bandwidth": args.bandwidth, "top": args.top}.items() if v is not None}
+    started = time.perf_counter()
+    population = sample_population(bundle, fit_sampler(args.sampler, bundle, **options), args.n, torch.Generator().manual_seed(args.seed))
+    seconds = time.perf_counter() - started
+    save_population(population, args.out, sampler=args.sampler, options=options, seed=args.seed, bundle=str(Path(args.bundle).resolve()))
+    dataset = load_dataset(bundle.meta.get("dataset") or "digits", root=bundle.meta.get("data_root"), device=bundle.device)
+    accuracy = evaluate(population, dataset.x_test, dataset.y_test)["accuracy"]
+    print(json.dumps({"population": str(args.out), "sampler": args.sampler, "n": args.n, "sample_decode_s": round(seconds, 3),
+                      "dataset": dataset.name, "test_accuracy_mean": round(float(accuracy.mean()), 4),
+                      "test_accuracy_std": round(float(accuracy.std()), 4) if len(accuracy) > 1 else 0.0}))
+
+def _cmd_evaluate(args):
+    "Fine-tune a saved population, summarise its accuracy per epoch, and measure its novelty against a zoo."
+    from hyperrep_nb.core import write_json
+    from hyperrep_nb.data import load_dataset
+    from hyperrep_nb.zoo import Zoo, zoo_config
+    from hyperrep_nb.evaluate import finetune, summarize, novelty_report
+    from hyperrep_nb.experiments import load_population
+    population = load_population(args.population, args.device)
+    zoo = Zoo(args.zoo) if args.zoo else None
+    settings = zoo.config if zoo else zoo_config("digits").to_dict()
+    dataset_name = args.dataset or (zoo.meta.get("dataset") if zoo else "digits")
+    dataset = load_dataset(dataset_name, root=args.data_root, device=population.device)
+    runs = finetune(population, dataset, args.finetune_epochs, args.lr or settings["lr"], settings["weight_decay"], settings["batch_size"])
+    result = {"population": str(args.population), "n": len(population), "dataset": dataset.name,
+              "epochs": {str(int(e)): summarize(g["test_accuracy"].to_numpy()) for e, g in runs.groupby("epoch")}}
+    if zoo is not None:
+        first, last = args.window
+        seen = zoo.populations(range(first, last + 1), population.device)
+        seen = seen[[i for i, s in enumerate(seen.table["split"]) if s == "train"]]
+        report = novelty_report(population, seen, dataset, "seed")
+        result["novelty"] = {"reference": f"{len(seen)} train-split checkpoints of epochs {first}-{last}",
+                             **{f"{k}_mean": float(report[k].mean()) for k in ("max_iou", "distance_raw", "distance_aligned", "agreement")}}
+    if args.out: write_json(args.out, result)
+    print(json.dumps(result, indent=1))
 
 def _cmd_download(args):
     "Download a dataset."
@@ -76,6 +121,13 @@ def _cmd_bench(args):
     elif args.what == "ae":
         from hyperrep_nb.train import bench_ae
         print(json.dumps(bench_ae(args.preset, args.device, args.steps, args.models or 1000)), flush=True)
+    elif args.what == "sample":
+        from hyperrep_nb.experiments import bench_sample
+        bundle = None
+        if args.bundle:
+            from hyperrep_nb.train import HyperRepresentation
+            bundle = HyperRepresentation(args.bundle, args.device)
+        print(json.dumps(bench_sample(args.models or 1000, args.sampler, args.preset, bundle, args.device, args.sequential_models)), flush=True)
 
 # %% ../nbs/90_cli.ipynb #1695cdf4
 def build_parser() -> argparse.ArgumentParser:
@@ -125,8 +177,29 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="demo_out", help="output folder (resumed when rerun)")
     demo.add_argument("--n", type=int, default=50, help="models per generated population")
     demo.add_argument("--finetune-epochs", type=int, default=2)
+    demo.add_argument("--full", action="store_true", help="also transfer to inverted digits and an unseen zoo (evaluations 4 and 5)")
     demo.add_argument("--device"); demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(run=_cmd_demo)
+
+    sample = commands.add_parser("sample", help="sample new models from a hyper-representation and save them")
+    sample.add_argument("--bundle", required=True, help="hyper-representation folder (from `hyperrep train`)")
+    sample.add_argument("--sampler", default="S_KDE30", help="S_U, S_C, S_KDE, S_KDE30 (default), S_Neigh, S_Neigh30, S_GAN, S_GAN30")
+    sample.add_argument("--n", type=int, default=100, help="models to generate")
+    sample.add_argument("--out", required=True, help="population folder to write")
+    sample.add_argument("--bandwidth", type=float, help="KDE bandwidth (S_KDE*, S_C; default: Silverman per dimension)")
+    sample.add_argument("--top", type=float, help="keep anchors of this top fraction of models by test accuracy")
+    sample.add_argument("--seed", type=int, default=0); sample.add_argument("--device")
+    sample.set_defaults(run=_cmd_sample)
+
+    ev = commands.add_parser("evaluate", help="fine-tune and evaluate a saved population; novelty against a zoo")
+    ev.add_argument("population", help="population folder (from `hyperrep sample`)")
+    ev.add_argument("--zoo", help="zoo the hyper-representation learned from: its hyperparameters, data and novelty reference")
+    ev.add_argument("--window", type=int, nargs=2, default=[21, 25], metavar=("FIRST", "LAST"), help="zoo epochs that count as seen")
+    ev.add_argument("--dataset", help="dataset to evaluate on (default: the zoo's, else digits)")
+    ev.add_argument("--data-root", help="dataset files (not needed for digits)")
+    ev.add_argument("--finetune-epochs", type=int, default=0); ev.add_argument("--lr", type=float)
+    ev.add_argument("--out", help="write the result as JSON here too"); ev.add_argument("--device")
+    ev.set_defaults(run=_cmd_evaluate)
 
     down = commands.add_parser("download", help="download a dataset from its canonical source")
     down.add_argument("name", help="mnist, fashion_mnist, svhn, cifar10 or stl10")
@@ -135,12 +208,15 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("--quiet", action="store_true"); down.set_defaults(run=_cmd_download)
 
     bench = commands.add_parser("bench", help="benchmarks, printed as JSON lines")
-    bench.add_argument("what", choices=["zoo", "ae"])
-    bench.add_argument("--models", type=int, help="population size (zoo: 64, ae: 1000)")
+    bench.add_argument("what", choices=["zoo", "ae", "sample"])
+    bench.add_argument("--models", type=int, help="population size (zoo: 64, ae and sample: 1000)")
     bench.add_argument("--batch-size", type=int, default=10)
     bench.add_argument("--steps", type=int, default=30); bench.add_argument("--device")
     bench.add_argument("--preset", default="cpu", help="ae: autoencoder preset")
     bench.add_argument("--chunk-size", type=int)
+    bench.add_argument("--sampler", default="S_KDE30", help="sample: the sampler")
+    bench.add_argument("--bundle", help="sample: a trained bundle (default: a fresh autoencoder of --preset)")
+    bench.add_argument("--sequential-models", type=int, help="sample: models timed one at a time (default: all)")
     bench.set_defaults(run=_cmd_bench)
     return parser
 

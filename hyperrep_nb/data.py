@@ -15,10 +15,10 @@ from tqdm import tqdm
 from .core import HyperrepError, atomic_write_bytes, default_device
 
 # %% auto #0
-__all__ = ['IDX_IMAGES', 'IDX_LABELS', 'SOURCES', 'DATASETS', 'Dataset', 'to_unit28', 'make_dataset', 'load_digits', 'write_idx',
-           'read_idx', 'write_svhn_mat', 'read_svhn_mat', 'SafeUnpickler', 'write_cifar_batch', 'read_cifar_batch',
-           'write_cifar_bin', 'read_cifar_bin', 'write_stl10', 'read_stl10', 'file_md5', 'safe_extract',
-           'download_dataset', 'data_root', 'load_dataset']
+__all__ = ['IDX_IMAGES', 'IDX_LABELS', 'SOURCES', 'DATASETS', 'DOMAIN_SHIFTS', 'Dataset', 'to_unit28', 'make_dataset',
+           'load_digits', 'write_idx', 'read_idx', 'write_svhn_mat', 'read_svhn_mat', 'SafeUnpickler',
+           'write_cifar_batch', 'read_cifar_batch', 'write_cifar_bin', 'read_cifar_bin', 'write_stl10', 'read_stl10',
+           'file_md5', 'safe_extract', 'download_dataset', 'data_root', 'load_dataset', 'split_shift', 'shift_domain']
 
 # %% ../nbs/01_data.ipynb #7e513213
 @dataclass
@@ -578,13 +578,15 @@ def _load_stl10(name, files, device):
 _LOADERS = {"mnist": _load_idx, "fashion_mnist": _load_idx, "svhn": _load_svhn, "cifar10": _load_cifar,
             "stl10": _load_stl10}
 
-def load_dataset(name: str,                   # one of `DATASETS`
+def load_dataset(name: str,                   # one of `DATASETS`, optionally with a `DOMAIN_SHIFTS` suffix (`digits_inverted`)
                  root: str | Path | None = None,  # folder with the dataset's files; None: `data_root(name)`
                  device: str | torch.device | None = None,  # where the tensors live; None picks cuda when available
                  download: bool = False,      # fetch missing files with `download_dataset` first
                  base_url: str | None = None, # mirror host folder for the download
                  ) -> Dataset:
     "Load a dataset by name as standardised 28x28 tensors, from its official files under `root`."
+    base, shift = split_shift(name)
+    if shift: return shift_domain(load_dataset(base, root, device, download, base_url), shift)
     name = _canonical(name)
     if name == "digits": return load_digits(device)
     root = Path(root).expanduser() if root is not None else data_root(name)
@@ -595,3 +597,26 @@ def load_dataset(name: str,                   # one of `DATASETS`
         files = _locate(name, root)
         if files is None: raise HyperrepError(_missing_message(name, root).split(". Pass")[0] + " after downloading.")
     return _LOADERS[name](name, files, device)
+
+# %% ../nbs/01_data.ipynb #b3a3f00d
+DOMAIN_SHIFTS = {
+    "inverted": lambda x: -x,                                # standardised 1 - x: same std, mean 1 - m
+    "rotated": lambda x: torch.rot90(x, 1, dims=(2, 3)),     # 90 degrees counter-clockwise
+}
+
+def split_shift(name: str) -> tuple[str, str | None]:
+    "`('digits', 'inverted')` for `'digits_inverted'`; `(name, None)` without a `DOMAIN_SHIFTS` suffix."
+    if isinstance(name, str):
+        for shift in DOMAIN_SHIFTS:
+            if name.lower().endswith("_" + shift): return name[:-len(shift) - 1], shift
+    return name, None
+
+def shift_domain(dataset: Dataset,  # the source domain
+                 shift: str         # one of `DOMAIN_SHIFTS`
+                 ) -> Dataset:
+    "A second domain derived from `dataset` (same labels and split), named `<name>_<shift>`."
+    if shift not in DOMAIN_SHIFTS:
+        raise HyperrepError(f"unknown domain shift {shift!r}: expected one of {', '.join(DOMAIN_SHIFTS)}")
+    move = DOMAIN_SHIFTS[shift]
+    mean = [1 - m for m in dataset.mean] if shift == "inverted" else list(dataset.mean)
+    return replace(dataset, name=f"{dataset.name}_{shift}", x_train=move(dataset.x_train), x_test=move(dataset.x_test), mean=mean)

@@ -16,6 +16,7 @@ from .zoo import Zoo, zoo_config, train_zoo
 from .model import ae_config
 from .train import train_hyperrep, HyperRepresentation
 from .sampling import SAMPLERS, fit_sampler, sample_population
+from .experiments import transfer_experiment, unseen_zoo_experiment, summarize_runs
 from .evaluate import (finetune, ensemble_accuracy, summarize, compare, novelty_report, noise_baseline,
                                   average_baseline, gaussian_baseline, latent_noise_baseline, beats_noise_share)
 
@@ -78,6 +79,7 @@ def run_demo(out: str | Path = "demo_out",   # output folder (resumed when rerun
              zoo_models: int | None = None,  # override the zoo size (None: the digits preset)
              ae_epochs: int | None = None,   # override the autoencoder epochs (None: the cpu preset)
              gan_epochs: int | None = None,  # override the latent GAN's epochs (None: its default)
+             full: bool = False,             # also transfer (eval 4) and an unseen zoo (eval 5), see `hyperrep_nb.experiments`
              progress: bool = True) -> dict:
     "Run the whole method on digits; write results.json and report.html; return the results."
     out, device, timings = Path(out), default_device(device), {}
@@ -119,12 +121,13 @@ def run_demo(out: str | Path = "demo_out",   # output folder (resumed when rerun
                       "beats_noise_share": beats_noise_share(r, noise)}
                for name, r in reports.items()}
     timings["novelty_s"] = round(time.perf_counter() - stage, 1)
+    extra = _full_experiments(out, bundle, baseline, zoo, n, finetune_epochs, device, progress, timings) if full else {}
     timings["total_s"] = round(time.perf_counter() - started, 1)
     results = {"populations": {name: {"epochs": _population_stats(table)} for name, table in accuracies.items()},
                "tests": _tests(accuracies), "ensembles": ensembles, "novelty": novelty,
                "hyperrep": {"lwln": _bundle_metrics(bundle), "plain_mse": _bundle_metrics(baseline)},
                "settings": {"n": n, "finetune_epochs": finetune_epochs, "device": str(device), "zoo": zoo.config},
-               "timings": timings}
+               "timings": timings, **extra}
     write_json(out / "results.json", results)
     atomic_write_bytes(out / "report.html", report_html(results, reports).encode())
     print(results_table(results))
@@ -145,6 +148,23 @@ def _tests(accuracies: dict) -> dict:
             b = table.loc[table["epoch"] == epoch, "test_accuracy"].to_numpy()
             tests.setdefault(f"S_KDE30 vs {name}", {})[str(int(epoch))] = compare(a, b)
     return tests
+
+def _full_experiments(out: Path, bundle, baseline, zoo: Zoo, n: int, epochs: int, device, progress: bool, timings: dict) -> dict:
+    "Evaluations 4 and 5 on inverted digits: transfer, and conditioning on an unseen zoo (resumable like the rest)."
+    stage = time.perf_counter()
+    target = load_dataset("digits_inverted", device=device)
+    last = max(1, epochs)
+    transfer = transfer_experiment(bundle, zoo, target, n, last, baseline, device=device)
+    final = lambda name: transfer[name].query(f"epoch == {last}")["test_accuracy"]
+    tests = {name: compare(final("S_KDE30"), final(name)) for name in transfer if name != "S_KDE30"}
+    timings["transfer_s"] = round(time.perf_counter() - stage, 1)
+    stage = time.perf_counter()
+    config = zoo_config("digits", dataset="digits_inverted", models=max(20, min(len(zoo), 30)), epochs=zoo.config["epochs"], first_seed=5000)
+    unseen = train_zoo(config, out / "unseen_zoo", device=device, progress=progress)
+    conditioned = unseen_zoo_experiment(bundle, unseen, n, device=device)
+    timings["unseen_zoo_s"] = round(time.perf_counter() - stage, 1)
+    return {"transfer": {"target": target.name, "epochs": last, "populations": summarize_runs(transfer), "tests": tests},
+            "unseen_zoo": conditioned}
 
 # %% ../nbs/10_demo.ipynb #f034ea3e
 def results_table(results: dict) -> str:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from .core import HyperrepError, default_device, in_test, write_json, read_json, save_tensors, load_tensors
 from .arch import Architecture, Population, paper_cnn, population_forward, evaluate
-from .data import Dataset, load_dataset
+from .data import Dataset, load_dataset, split_shift
 
 # %% auto #0
 __all__ = ['ZOO_PRESETS', 'ZOO_FORMAT', 'METRICS', 'ZooConfig', 'zoo_config', 'dataset_channels', 'zoo_architecture',
@@ -64,7 +64,7 @@ def zoo_config(preset: str = "digits",  # one of `ZOO_PRESETS`
 
 def dataset_channels(name: str) -> int:
     "Input channels of a dataset as the paper's zoos see it (SVHN is converted to grayscale)."
-    return 3 if name in ("cifar10", "stl10") else 1
+    return 3 if split_shift(name)[0] in ("cifar10", "stl10") else 1
 
 def zoo_architecture(config: ZooConfig) -> Architecture:
     "The paper CNN for a zoo config."

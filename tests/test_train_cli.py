@@ -64,3 +64,43 @@ def test_bench_ae_prints_json():
     record = json.loads(run("bench", "ae", "--models", "20", "--steps", "1", "--device", "cpu").stdout)
     assert record["bench"] == "ae" and record["preset"] == "cpu"
     assert record["train_samples_per_s"] > 0 and record["encode_decode_models_per_s"] > 0
+
+
+@pytest.fixture(scope="module")
+def bundle(zoo, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bundle") / "hr"
+    run("train", "--zoo", str(zoo), "--epochs", "2", "--window", "2", "3", "--quiet", "--out", str(out))
+    return out
+
+
+def test_sample_then_evaluate(zoo, bundle, tmp_path):
+    record = json.loads(run("sample", "--bundle", str(bundle), "--n", "6", "--out", str(tmp_path / "pop")).stdout)
+    assert record["n"] == 6 and record["sampler"] == "S_KDE30" and 0 <= record["test_accuracy_mean"] <= 1
+    assert (tmp_path / "pop" / "weights.safetensors").is_file() and (tmp_path / "pop" / "population.json").is_file()
+    result = json.loads(run("evaluate", str(tmp_path / "pop"), "--zoo", str(zoo), "--window", "2", "3",
+                            "--finetune-epochs", "1", "--out", str(tmp_path / "eval.json")).stdout)
+    assert set(result["epochs"]) == {"0", "1"} and result["epochs"]["0"]["n"] == 6
+    assert {"mean", "std", "median", "ci95"} <= set(result["epochs"]["1"])
+    assert result["novelty"]["distance_raw_mean"] > 0 and 0 <= result["novelty"]["max_iou_mean"] <= 1
+    assert json.loads((tmp_path / "eval.json").read_text()) == result
+    run("sample", "--bundle", str(bundle), "--n", "6", "--out", str(tmp_path / "again"))   # same seed, same models
+    assert (tmp_path / "pop" / "weights.safetensors").read_bytes() == (tmp_path / "again" / "weights.safetensors").read_bytes()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["sample", "--bundle", "{tmp}/none", "--out", "{tmp}/p"], "missing file"),
+    (["sample", "--bundle", "{bundle}", "--sampler", "S_X", "--out", "{tmp}/p"], "unknown sampler"),
+    (["sample", "--bundle", "{bundle}", "--sampler", "S_GAN", "--bandwidth", "0.1", "--out", "{tmp}/p"], "bad option for S_GAN"),
+    (["evaluate", "{tmp}"], "not a population folder"),
+])
+def test_sample_and_evaluate_errors(bundle, tmp_path, args, message):
+    result = run(*[a.format(tmp=tmp_path, bundle=bundle) for a in args], check=False)
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and message in result.stderr, result.stderr
+    assert not (tmp_path / "p").exists()
+
+
+def test_bench_sample_prints_json(bundle):
+    for extra in ([], ["--bundle", str(bundle)]):
+        record = json.loads(run("bench", "sample", "--models", "20", "--sequential-models", "4", "--device", "cpu", *extra).stdout)
+        assert record["bench"] == "sample" and record["models"] == 20 and record["sequential_models"] == 4
+        assert record["batched_models_per_s"] > 0 and record["sequential_models_per_s"] > 0
