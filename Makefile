@@ -7,8 +7,10 @@ PY := .venv/bin/python
 BIN := .venv/bin
 STAMP := .venv/.installed
 DEMO_OUT ?= demo_out
+DOCS_OUT ?= _docs_offline
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: demo test install export clean-nbs readme check-sync nbtest pytest
+.PHONY: demo test install export clean-nbs readme check-sync nbtest pytest docs-assets docs-offline chromium
 
 $(PY):
 	python3 -m venv .venv
@@ -40,10 +42,23 @@ check-sync: $(STAMP)
 
 # Two notebooks run at once, so each gets one thread: two 2-thread processes on 2 cores thrash
 # (measured: a small transformer step ran 7x slower than with one thread each).
-nbtest: $(STAMP)
+nbtest: $(STAMP) docs-assets
 	IN_TEST=1 OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing
 
-pytest: $(STAMP)
+pytest: $(STAMP) docs-assets chromium
 	IN_TEST=1 $(BIN)/pytest -q tests
 
 test: check-sync nbtest pytest
+
+# The offline docs site (nbs/13_docs.ipynb): pages that load every script from $(DOCS_OUT)/. The pinned
+# require.js and widgets html-manager come from the npm registry once, at build time, into $(DOCS_OUT)/_static;
+# the tests render with those copies and download nothing.
+docs-assets: $(STAMP)
+	$(PY) -m hyperrep_nb.docs --out $(DOCS_OUT) --assets_only
+
+docs-offline: $(STAMP)
+	$(PY) -m hyperrep_nb.docs --nbs nbs --out $(DOCS_OUT)
+
+# The browser tests drive Debian's chromium through Playwright (never `playwright install`: no browser downloads).
+chromium:
+	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
