@@ -207,11 +207,15 @@ def process(path: Path,   # a notebook
             site: Path    # folder the site is rendered into
             ) -> tuple:   # (nbformat notebook ready for nbconvert, page title)
     "A notebook through nbdev's docs processing, its frontmatter turned into a heading."
-    from ipywidgets import Widget
+    from ipywidgets.widgets import widget as registry
     nb = read_nb(path)
+    outside = dict(registry._instances)   # nbdev saves every live widget into the page's state: hide the caller's
+    registry._instances.clear()           # (a live kernel, an earlier notebook) while this notebook is processed
     try: NBProcessor(nb=nb, procs=docs_procs(nb, site)).process()
     except Exception as e: raise RuntimeError(f"{path}: nbdev's docs processing failed (as `nbdev_docs` would)") from e
-    Widget.close_all()  # nbdev saves every live widget into the notebook's state: none may leak into the next one
+    finally:
+        for widget in list(registry._instances.values()): widget.close()   # widgets the processing itself made
+        registry._instances.update(outside)
     fm = getattr(nb, "frontmatter_", {})
     title = fm.get("title", path.stem)
     heading = f"# {title}" + (f"\n\n> {fm['description']}" if fm.get("description") else "")
