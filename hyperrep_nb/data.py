@@ -8,6 +8,7 @@ import gzip as _gzip, hashlib, http.client, io, os, pickle, shutil, struct, tarf
 import urllib.error, urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
+from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -18,7 +19,8 @@ from .core import HyperrepError, atomic_write_bytes, default_device
 __all__ = ['IDX_IMAGES', 'IDX_LABELS', 'SOURCES', 'DATASETS', 'DOMAIN_SHIFTS', 'Dataset', 'to_unit28', 'make_dataset',
            'load_digits', 'write_idx', 'read_idx', 'write_svhn_mat', 'read_svhn_mat', 'SafeUnpickler',
            'write_cifar_batch', 'read_cifar_batch', 'write_cifar_bin', 'read_cifar_bin', 'write_stl10', 'read_stl10',
-           'file_md5', 'safe_extract', 'download_dataset', 'data_root', 'load_dataset', 'split_shift', 'shift_domain']
+           'file_md5', 'safe_extract', 'download_dataset', 'data_root', 'load_dataset', 'DomainShift', 'split_shift',
+           'shift_domain']
 
 # %% ../nbs/01_data.ipynb #7e513213
 @dataclass
@@ -599,9 +601,15 @@ def load_dataset(name: str,                   # one of `DATASETS`, optionally wi
     return _LOADERS[name](name, files, device)
 
 # %% ../nbs/01_data.ipynb #b3a3f00d
+@dataclass(frozen=True)
+class DomainShift:
+    "A derived domain: how standardised images change, and how the raw per-channel means do."
+    images: Callable[[torch.Tensor], torch.Tensor]  # standardised `[N, C, H, W]` -> shifted images
+    mean: Callable[[float], float]                  # raw channel mean of the source -> of the shifted domain
+
 DOMAIN_SHIFTS = {
-    "inverted": lambda x: -x,                                # standardised 1 - x: same std, mean 1 - m
-    "rotated": lambda x: torch.rot90(x, 1, dims=(2, 3)),     # 90 degrees counter-clockwise
+    "inverted": DomainShift(lambda x: -x, lambda m: 1 - m),  # 1 - x in [0, 1]: standardised -x, same std
+    "rotated": DomainShift(lambda x: torch.rot90(x, 1, dims=(2, 3)), lambda m: m),  # 90 degrees counter-clockwise
 }
 
 def split_shift(name: str) -> tuple[str, str | None]:
@@ -618,5 +626,5 @@ def shift_domain(dataset: Dataset,  # the source domain
     if shift not in DOMAIN_SHIFTS:
         raise HyperrepError(f"unknown domain shift {shift!r}: expected one of {', '.join(DOMAIN_SHIFTS)}")
     move = DOMAIN_SHIFTS[shift]
-    mean = [1 - m for m in dataset.mean] if shift == "inverted" else list(dataset.mean)
-    return replace(dataset, name=f"{dataset.name}_{shift}", x_train=move(dataset.x_train), x_test=move(dataset.x_test), mean=mean)
+    return replace(dataset, name=f"{dataset.name}_{shift}", x_train=move.images(dataset.x_train), x_test=move.images(dataset.x_test),
+                   mean=[move.mean(m) for m in dataset.mean])

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from .core import default_device, write_json, atomic_write_bytes
+from .core import HyperrepError, default_device, write_json, read_json, atomic_write_bytes
 from .arch import Population
 from .data import load_dataset
 from .zoo import Zoo, zoo_config, train_zoo
@@ -72,25 +72,20 @@ def generated_populations(bundle: HyperRepresentation,   # the LWLN hyper-repres
     return populations, timings
 
 # %% ../nbs/10_demo.ipynb #5e4b7143
-def run_demo(out: str | Path = "demo_out",   # output folder (resumed when rerun)
-             n: int = 50,                    # models per generated population (the paper compares >= 50)
-             finetune_epochs: int = 2,       # epochs of fine-tuning
-             device=None,                    # None: cuda when available
-             zoo_models: int | None = None,  # override the zoo size (None: the digits preset)
-             ae_epochs: int | None = None,   # override the autoencoder epochs (None: the cpu preset)
-             gan_epochs: int | None = None,  # override the latent GAN's epochs (None: its default)
-             full: bool = False,             # also transfer (eval 4) and an unseen zoo (eval 5), see `hyperrep_nb.experiments`
-             progress: bool = True) -> dict:
-    "Run the whole method on digits; write results.json and report.html; return the results."
-    out, device, timings = Path(out), default_device(device), {}
-    started = time.perf_counter()
-    zoo = train_zoo(zoo_config("digits", models=zoo_models), out / "zoo", device=device, progress=progress)
-    timings["zoo_s"] = round(time.perf_counter() - started, 1)
-    overrides = {"epochs": ae_epochs} if ae_epochs else {}
-    stage = time.perf_counter()
-    bundle = train_hyperrep(zoo, out / "hyperrep", ae_config("cpu", **overrides), device=device, progress=progress)
-    baseline = train_hyperrep(zoo, out / "baseline", ae_config("cpu", lwln=False, **overrides), device=device, progress=progress)
-    timings["autoencoders_s"] = round(time.perf_counter() - stage, 1)
+def _demo_settings(n, finetune_epochs, device, zoo: Zoo, ae_epochs, gan_epochs) -> dict:
+    "What a demo's results depend on (JSON-able), to refuse reusing results of other settings."
+    return {"n": n, "finetune_epochs": finetune_epochs, "device": str(device), "zoo": zoo.config,
+            "ae_epochs": ae_epochs, "gan_epochs": gan_epochs}
+
+def _check_settings(path: Path, saved: dict, wanted: dict):
+    "A clear error when saved results were made with other settings (the device may differ)."
+    differ = sorted(k for k in wanted if k != "device" and saved.get(k) != json.loads(json.dumps(wanted[k])))
+    if differ:
+        raise HyperrepError(f"{path} holds results made with other settings ({', '.join(differ)}): "
+                            f"pass another output folder or delete it")
+
+def _core_results(out: Path, bundle, baseline, zoo: Zoo, n: int, finetune_epochs: int, device, gan_epochs, timings: dict) -> dict:
+    "Evaluations 1-3 and 7: every sampler and baseline at epoch 0 and fine-tuned, ensembles, novelty; writes report.html."
     stage = time.perf_counter()
     populations, sampler_timings = generated_populations(bundle, baseline, zoo, n, device=device, gan_epochs=gan_epochs)
     seen = populations.pop("seen")    # every checkpoint the autoencoders learned from: the novelty reference
@@ -121,15 +116,45 @@ def run_demo(out: str | Path = "demo_out",   # output folder (resumed when rerun
                       "beats_noise_share": beats_noise_share(r, noise)}
                for name, r in reports.items()}
     timings["novelty_s"] = round(time.perf_counter() - stage, 1)
-    extra = _full_experiments(out, bundle, baseline, zoo, n, finetune_epochs, device, progress, timings) if full else {}
-    timings["total_s"] = round(time.perf_counter() - started, 1)
     results = {"populations": {name: {"epochs": _population_stats(table)} for name, table in accuracies.items()},
                "tests": _tests(accuracies), "ensembles": ensembles, "novelty": novelty,
-               "hyperrep": {"lwln": _bundle_metrics(bundle), "plain_mse": _bundle_metrics(baseline)},
-               "settings": {"n": n, "finetune_epochs": finetune_epochs, "device": str(device), "zoo": zoo.config},
-               "timings": timings, **extra}
-    write_json(out / "results.json", results)
+               "hyperrep": {"lwln": _bundle_metrics(bundle), "plain_mse": _bundle_metrics(baseline)}, "timings": timings}
     atomic_write_bytes(out / "report.html", report_html(results, reports).encode())
+    return results
+
+def run_demo(out: str | Path = "demo_out",   # output folder (resumed when rerun)
+             n: int = 50,                    # models per generated population (the paper compares >= 50)
+             finetune_epochs: int = 2,       # epochs of fine-tuning
+             device=None,                    # None: cuda when available
+             zoo_models: int | None = None,  # override the zoo size (None: the digits preset)
+             zoo_epochs: int | None = None,  # override the zoo's epochs (None: the preset's; the autoencoders learn from its last 5)
+             ae_epochs: int | None = None,   # override the autoencoder epochs (None: the cpu preset)
+             gan_epochs: int | None = None,  # override the latent GAN's epochs (None: its default)
+             full: bool = False,             # also transfer (eval 4) and an unseen zoo (eval 5), see `hyperrep_nb.experiments`
+             progress: bool = True) -> dict:
+    "Run the whole method on digits; write results.json and report.html; return the results. A rerun reuses every finished stage."
+    out, device = Path(out), default_device(device)
+    started = time.perf_counter()
+    zoo = train_zoo(zoo_config("digits", models=zoo_models, epochs=zoo_epochs), out / "zoo", device=device, progress=progress)
+    zoo_s = round(time.perf_counter() - started, 1)
+    last = zoo.config["epochs"]
+    window, overrides = (max(1, last - 4), last), {"epochs": ae_epochs} if ae_epochs else {}
+    stage = time.perf_counter()
+    bundle = train_hyperrep(zoo, out / "hyperrep", ae_config("cpu", **overrides), window=window, device=device, progress=progress)
+    baseline = train_hyperrep(zoo, out / "baseline", ae_config("cpu", lwln=False, **overrides), window=window, device=device, progress=progress)
+    autoencoders_s = round(time.perf_counter() - stage, 1)
+    saved, settings = out / "results.json", _demo_settings(n, finetune_epochs, device, zoo, ae_epochs, gan_epochs)
+    if saved.exists():
+        results = read_json(saved)
+        _check_settings(saved, results["settings"], settings)
+    else:
+        timings = {"zoo_s": zoo_s, "autoencoders_s": autoencoders_s}
+        results = {**_core_results(out, bundle, baseline, zoo, n, finetune_epochs, device, gan_epochs, timings), "settings": settings}
+        timings["total_s"] = round(time.perf_counter() - started, 1)
+        write_json(saved, results)
+    if full and "transfer" not in results:
+        results.update(_full_experiments(out, bundle, baseline, zoo, n, finetune_epochs, device, progress, results["timings"]))
+        write_json(saved, results)
     print(results_table(results))
     return results
 
@@ -150,7 +175,7 @@ def _tests(accuracies: dict) -> dict:
     return tests
 
 def _full_experiments(out: Path, bundle, baseline, zoo: Zoo, n: int, epochs: int, device, progress: bool, timings: dict) -> dict:
-    "Evaluations 4 and 5 on inverted digits: transfer, and conditioning on an unseen zoo (resumable like the rest)."
+    "Evaluations 4 and 5 on inverted digits: transfer, and conditioning on an unseen zoo (its zoo resumes like the rest)."
     stage = time.perf_counter()
     target = load_dataset("digits_inverted", device=device)
     last = max(1, epochs)
@@ -159,7 +184,7 @@ def _full_experiments(out: Path, bundle, baseline, zoo: Zoo, n: int, epochs: int
     tests = {name: compare(final("S_KDE30"), final(name)) for name in transfer if name != "S_KDE30"}
     timings["transfer_s"] = round(time.perf_counter() - stage, 1)
     stage = time.perf_counter()
-    config = zoo_config("digits", dataset="digits_inverted", models=max(20, min(len(zoo), 30)), epochs=zoo.config["epochs"], first_seed=5000)
+    config = zoo_config("digits", dataset="digits_inverted", models=min(len(zoo), 30), epochs=zoo.config["epochs"], first_seed=5000)
     unseen = train_zoo(config, out / "unseen_zoo", device=device, progress=progress)
     conditioned = unseen_zoo_experiment(bundle, unseen, n, device=device)
     timings["unseen_zoo_s"] = round(time.perf_counter() - stage, 1)

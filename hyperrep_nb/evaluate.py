@@ -105,7 +105,7 @@ def ensemble_accuracy(population: Population,   # models to draw ensembles from
                       draws: int = 15,          # random ensembles per size
                       generator: torch.Generator | None = None,  # cpu generator of the draws (None: global RNG)
                       budget: int | None = None  # model-images per forward pass
-                      ) -> pd.DataFrame:        # one row per k: k, mean, std (over draws), members
+                      ) -> pd.DataFrame:        # one row per k: k, mean, std, max (over draws), members
     "Accuracy of the average softmax of k randomly drawn models, over `draws` random ensembles per size k."
     probs = probabilities(population, x, budget)
     y = y.to(probs.device)
@@ -117,7 +117,7 @@ def ensemble_accuracy(population: Population,   # models to draw ensembles from
         for j in range(int(k)): total += probs[index[:, j]]
         accuracy = (total.argmax(-1) == y).float().mean(1)
         rows.append({"k": int(k), "mean": float(accuracy.mean()), "std": float(accuracy.std()) if draws > 1 else 0.0,
-                     "members": float(single[index].mean())})
+                     "max": float(accuracy.max()), "members": float(single[index].mean())})
     return pd.DataFrame(rows)
 
 # %% ../nbs/09_evaluate.ipynb #e7ce28ce

@@ -15,8 +15,9 @@ from .data import Dataset, load_dataset
 from .zoo import Zoo, _timed
 from .tokens import TokenLayout, detokenize
 from .model import HyperAutoencoder, ae_config
+from .train import decode_tokens
 from .sampling import make_sampler, fit_sampler, sample_population
-from .evaluate import finetune, summarize, probabilities, ensemble_draws
+from .evaluate import finetune, summarize, ensemble_accuracy
 
 # %% auto #0
 __all__ = ['POPULATION_FORMAT', 'save_population', 'load_population', 'transfer_experiment', 'summarize_runs',
@@ -93,14 +94,11 @@ def summarize_runs(runs: dict[str, pd.DataFrame]  # population -> long table wit
 # %% ../nbs/11_experiments.ipynb #503a4d8f
 def _single_and_ensembles(population: Population, dataset: Dataset, k: int, seed: int, draws: int = 25) -> dict:
     "Mean and max test accuracy of single models and of random ensembles of `k` (average softmax)."
-    probs = probabilities(population, dataset.x_test)
-    y = dataset.y_test.to(probs.device)
-    single = (probs.argmax(-1) == y).float().mean(1)
+    single = evaluate(population, dataset.x_test, dataset.y_test)["accuracy"]
     k = min(k, len(population))
-    members = ensemble_draws(len(population), k, draws, _generator(seed)).to(probs.device)
-    ensembles = (probs[members].mean(1).argmax(-1) == y).float().mean(1)
+    ensembles = ensemble_accuracy(population, dataset.x_test, dataset.y_test, [k], draws, _generator(seed)).iloc[0]
     return {"n": len(population), "single_mean": float(single.mean()), "single_max": float(single.max()),
-            "ensemble_k": k, "ensemble_mean": float(ensembles.mean()), "ensemble_max": float(ensembles.max())}
+            "ensemble_k": k, "ensemble_mean": float(ensembles["mean"]), "ensemble_max": float(ensembles["max"])}
 
 def unseen_zoo_experiment(bundle,             # `HyperRepresentation` trained on another zoo
                           unseen: Zoo,        # a zoo the bundle never saw (same architecture)
@@ -131,9 +129,8 @@ class _FreshBundle:
         self.embeddings = (torch.rand(anchors, self.config.d_z, generator=generator) * 2 - 1).to(device)
         self.scores = torch.rand(anchors, generator=generator).numpy()
 
-    @torch.no_grad()
     def decode(self, z: torch.Tensor, table=None, batch: int = 512) -> Population:
-        return detokenize(self.arch, torch.cat([self.model.decode(z[i:i + batch]).float() for i in range(0, len(z), batch)]), table)
+        return detokenize(self.arch, decode_tokens(self.model, z, batch), table)
 
 def bench_sample(models: int = 1000,      # population size
                  sampler: str = "S_KDE30", # a name of `hyperrep_nb.sampling.SAMPLERS`

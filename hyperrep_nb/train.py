@@ -21,8 +21,9 @@ from .tokens import TokenLayout, tokenize, detokenize, tokens_to_vectors, permut
 from .model import AEConfig, ae_config, HyperAutoencoder, ProjectionHead, hyper_loss, reconstruction_loss, layer_scale
 
 # %% auto #0
-__all__ = ['BUNDLE_FORMAT', 'MAX_GRAD_NORM', 'zoo_samples', 'layer_sigmas', 'reconstruction_r2', 'Trainer', 'property_probe',
-           'write_bundle', 'train_hyperrep', 'HyperRepresentation', 'describe_bundle', 'bench_ae']
+__all__ = ['BUNDLE_FORMAT', 'MAX_GRAD_NORM', 'zoo_samples', 'layer_sigmas', 'reconstruction_r2', 'decode_tokens', 'Trainer',
+           'property_probe', 'write_bundle', 'train_hyperrep', 'HyperRepresentation', 'describe_bundle',
+           'linear_code_yardstick', 'bench_ae']
 
 # %% ../nbs/07_train.ipynb #9d53b545
 def zoo_samples(zoo: Zoo,                    # the zoo to learn from
@@ -87,6 +88,16 @@ def _embed(model, tokens, batch=512):
         with _autocast(tokens.device): z, rec = model(tokens[i:i + batch])
         zs.append(z.float()); recs.append(rec.float())
     return torch.cat(zs), torch.cat(recs)
+
+@torch.no_grad()
+def decode_tokens(model: HyperAutoencoder,  # the autoencoder
+                  z: torch.Tensor,          # embeddings `[M, d_z]` on the model's device
+                  batch: int = 512          # embeddings per decoder pass
+                  ) -> torch.Tensor:        # float32 tokens `[M, n_tokens, max_width]`
+    "The decoder's tokens for embeddings `z`, in eval mode and batches (bf16 autocast on GPU)."
+    model.eval()
+    with _autocast(z.device):
+        return torch.cat([model.decode(z[i:i + batch]).float() for i in range(0, len(z), batch)])
 
 # %% ../nbs/07_train.ipynb #79216e31
 class Trainer:
@@ -296,13 +307,9 @@ class HyperRepresentation:
         self._check(population)
         return _embed(self.model, tokenize(population.to(self.device)))[0]
 
-    @torch.no_grad()
     def decode(self, z: torch.Tensor, table: pd.DataFrame | None = None, batch: int = 512) -> Population:
         "The population that embeddings `z [M, d_z]` decode to."
-        z = z.to(self.device)
-        with _autocast(self.device):
-            tokens = torch.cat([self.model.decode(z[i:i + batch]).float() for i in range(0, len(z), batch)])
-        return detokenize(self.arch, tokens, table)
+        return detokenize(self.arch, decode_tokens(self.model, z.to(self.device), batch), table)
 
     def reconstruct(self, population: Population) -> Population:
         "decode(encode(population)), keeping its table."
@@ -328,6 +335,52 @@ def describe_bundle(bundle: HyperRepresentation) -> str:
              f"({100 * m['reconstructed_to_original_accuracy']:.1f}%)",
              f"linear probe R2 (test): accuracy {m['probe_r2_test_accuracy']:.3f}, epoch {m['probe_r2_epoch']:.3f}"]
     return "\n".join(lines)
+
+# %% ../nbs/07_train.ipynb #1b73ade1
+def _greedy_components(eigenvalues: list[torch.Tensor], neurons: list[int], budget: int) -> list[int]:
+    "Components kept per layer when `budget` numbers per model go to the largest per-number variances first."
+    order = sorted(((float(v), l) for l, values in enumerate(eigenvalues) for v in values), reverse=True)
+    keep, used = [0] * len(eigenvalues), 0
+    for _, l in order:
+        if keep[l] < len(eigenvalues[l]) and used + neurons[l] <= budget:
+            keep[l], used = keep[l] + 1, used + neurons[l]
+    return keep
+
+def linear_code_yardstick(zoo: Zoo,                           # the zoo (its train and test splits)
+                          budgets=(16, 64, 256, 700, 1200, 2000), # numbers per model the code may use
+                          epoch: int | None = None,           # checkpoint to use (None: the last)
+                          lwln: bool = False,                 # rank components by variance relative to their layer's (paper eq. 2)
+                          data_root=None,                     # dataset files of the zoo (not needed for digits)
+                          device=None                         # None: cuda when available
+                          ) -> pd.DataFrame:                  # one row per budget: d, kept per layer, r2, accuracies
+    "Test-split R2 and accuracy of the best per-layer linear (PCA) token code of `d` numbers per model, fitted on the train split."
+    population = zoo.population(zoo.last_epoch if epoch is None else epoch, default_device(device))
+    split = population.table["split"].to_numpy()
+    train, test = (population[np.flatnonzero(split == s).tolist()] for s in ("train", "test"))
+    if not len(train) or not len(test): raise HyperrepError(f"zoo {zoo.path} needs models in its train and test splits")
+    layout, train_tokens, test_tokens = TokenLayout(zoo.arch), tokenize(train), tokenize(test)
+    means, bases, eigenvalues = [], [], []
+    for start, stop, width in layout.layers:
+        x = train_tokens[:, start:stop, :width].reshape(-1, width)
+        mean = x.mean(0)
+        _, s, vh = torch.linalg.svd(x - mean, full_matrices=False)
+        means.append(mean); bases.append(vh); eigenvalues.append(s.square() / len(x))
+    neurons = [n for n, _ in layout.widths]
+    if lwln: eigenvalues = [v / train.to_vector()[:, l.slice].var() for v, l in zip(eigenvalues, zoo.arch.layout)]
+    dataset = load_dataset(zoo.meta.get("dataset", "digits"), root=data_root, device=population.device)
+    target, mean_vector = test.to_vector(), train.to_vector().mean(0)
+    rows = []
+    for budget in budgets:
+        keep, coded = _greedy_components(eigenvalues, neurons, int(budget)), test_tokens.clone()
+        for (start, stop, width), mean, vh, k in zip(layout.layers, means, bases, keep):
+            x = test_tokens[:, start:stop, :width] - mean
+            coded[:, start:stop, :width] = mean + x @ vh[:k].T @ vh[:k]
+        decoded = detokenize(zoo.arch, coded, test.table)
+        accuracy = evaluate(decoded, dataset.x_test, dataset.y_test)["accuracy"].mean().item()
+        quality = reconstruction_r2(zoo.arch, decoded.to_vector(), target, mean_vector)
+        rows.append({"d": int(budget), "lwln": lwln, "kept_per_layer": keep, "r2": quality["r2"], "reconstructed_accuracy": accuracy,
+                     "original_accuracy": float(test.table["test_accuracy"].mean())})
+    return pd.DataFrame(rows)
 
 # %% ../nbs/07_train.ipynb #decfc340
 def bench_ae(preset: str = "cpu",     # autoencoder preset (`AE_PRESETS`)
@@ -357,8 +410,7 @@ def bench_ae(preset: str = "cpu",     # autoencoder preset (`AE_PRESETS`)
     for _ in range(2): step()
     train_s = _timed(train, device)
     def roundtrip():
-        z = _embed(model, tokenize(population))[0]
-        with torch.no_grad(), _autocast(device): detokenize(paper_cnn(), torch.cat([model.decode(z[i:i + 512]).float() for i in range(0, len(z), 512)]))
+        detokenize(paper_cnn(), decode_tokens(model, _embed(model, tokenize(population))[0]))
     roundtrip()
     roundtrip_s = _timed(roundtrip, device)
     return {"bench": "ae", "device": str(device), "threads": torch.get_num_threads(), "preset": preset,

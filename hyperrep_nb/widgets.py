@@ -5,6 +5,8 @@
 # %% ../nbs/12_widgets.ipynb #4133dab3
 from __future__ import annotations
 import time
+from contextlib import contextmanager
+from copy import deepcopy
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -45,10 +47,27 @@ def _accuracy(population: Population, dataset) -> np.ndarray:
     "Test accuracy of every model."
     return evaluate(population, dataset.x_test, dataset.y_test)["accuracy"].cpu().numpy()
 
-def _figure(title: str, x: str, y: str, height: int = 320, **layout) -> go.FigureWidget:
+class _Figure(go.FigureWidget):
+    "A figure widget whose synced state follows every change, so saved notebooks and static pages show what was drawn."
+    def _sync(self):
+        # plotly sends changes made after creation as one-off messages and syncs `_widget_data` only when the figure
+        # itself is displayed; inside a box it would stay as created (empty) in any saved widget state
+        self._widget_layout, self._widget_data = deepcopy(self._layout_obj._props), deepcopy(self._data)
+
+    def add_traces(self, *args, **kwargs):
+        result = super().add_traces(*args, **kwargs)
+        self._sync()
+        return result
+
+    @contextmanager
+    def batch_update(self):
+        with super().batch_update(): yield
+        self._sync()
+
+def _figure(title: str, x: str, y: str, height: int = 320, **layout) -> _Figure:
     "An empty figure widget with a title and axis names."
-    return go.FigureWidget(layout=dict(title=title, xaxis_title=x, yaxis_title=y, height=height, margin=dict(l=50, r=20, t=50, b=40),
-                                       template="plotly_white", **layout))
+    return _Figure(layout=dict(title=title, xaxis_title=x, yaxis_title=y, height=height, margin=dict(l=50, r=20, t=50, b=40),
+                               template="plotly_white", **layout))
 
 class _Busy:
     "Status line and progress bar of a widget: `with busy('decoding', 3): ... busy.step()`."

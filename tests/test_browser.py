@@ -32,6 +32,13 @@ WIDGET_CELLS = ["import ipywidgets as W\nimport plotly.graph_objects as go",
                 "def redraw(change): figure.data[0].y = [v ** change['new'] for v in x]\n"
                 "power.observe(redraw, 'value')\n"
                 "W.VBox([power, figure])"]
+# A package widget on a tiny zoo: its figures are filled after they are created (the case plotly leaves out of saved state).
+PACKAGE_CELLS = ["import tempfile\nfrom pathlib import Path\nfrom hyperrep_nb.zoo import zoo_config, train_zoo\n"
+                 "from hyperrep_nb.model import ae_config\nfrom hyperrep_nb.train import train_hyperrep\nfrom hyperrep_nb.widgets import noise_widget",
+                 "folder = Path(tempfile.mkdtemp())\n"
+                 "zoo = train_zoo(zoo_config('digits', models=12, epochs=2), folder / 'zoo', device='cpu', progress=False)\n"
+                 "bundle = train_hyperrep(zoo, folder / 'ae', ae_config('cpu', epochs=1), window=(1, 2), device='cpu', progress=False)\n"
+                 "noise_widget(bundle, levels=(0, 0.5))"]
 FIGURE_CELLS = ["import plotly.graph_objects as go",
                 "go.Figure(go.Scatter(y=[1, 3, 2]), layout=dict(title='a plain figure', height=360))"]
 
@@ -197,13 +204,14 @@ def test_offline_docs_draw_figures_and_widgets(page, serve, tmp_path, monkeypatc
     execute(write_notebook(nbs / "01_figure.ipynb", "Figure", FIGURE_CELLS))
     widget_nb = execute(write_notebook(nbs / "02_widget.ipynb", "Widget", WIDGET_CELLS))
     assert compact_widgets.compact(widget_nb) == 1, "the saved FigureWidget carried plotly's bundle"
+    compact_widgets.compact(execute(write_notebook(nbs / "03_package.ipynb", "Package widget", PACKAGE_CELLS)))
     shutil.copytree(assets, site / "_static")
     build_offline_docs(nbs, site, download=False)
     base = serve(site)
 
     page.goto(f"{base}/index.html")
     links = page.locator("nav.pages a")
-    assert [links.nth(i).inner_text() for i in range(links.count())] == ["Contents", "Figure", "Widget"]
+    assert [links.nth(i).inner_text() for i in range(links.count())] == ["Contents", "Figure", "Widget", "Package widget"]
     links.nth(1).click()
     page.wait_for_selector(".plot-container .main-svg", timeout=60_000)
     box = page.locator(".plot-container .main-svg").first.bounding_box()
@@ -219,6 +227,13 @@ def test_offline_docs_draw_figures_and_widgets(page, serve, tmp_path, monkeypatc
     assert page.locator(".js-plotly-plot .gtitle").first.text_content() == "y = x ** power"
     assert line_path(page).startswith("M") and "L" in line_path(page), "the saved curve (y = x) is drawn"
     screenshot(page, tmp_path, "offline_widget.png")
+
+    page.goto(f"{base}/03_package.html")   # noise_widget: curves and a histogram drawn after the figures were made
+    page.wait_for_selector(".jp-OutputArea .js-plotly-plot .scatterlayer .trace path.js-line", timeout=60_000)
+    assert page.locator(".js-plotly-plot .gtitle").first.text_content() == "Decoded models against relative noise on z"
+    assert page.locator(".js-plotly-plot .scatterlayer .trace").count() == 4, "both curves and their bands are in the saved state"
+    assert page.locator(".js-plotly-plot .barlayer .trace").count() == 2, "both accuracy histograms are in the saved state"
+    screenshot(page, tmp_path, "offline_package_widget.png")
 
     assert f"{base}/plotly-widgetbundle.js" in page.requests and f"{base}/_static/anywidget.js" in page.requests
     assert foreign(page.requests) == [], "a page loaded something from another host"
