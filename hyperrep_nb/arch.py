@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from .core import HyperrepError, default_device
 
 # %% auto #0
-__all__ = ['ACTIVATIONS', 'INIT_SCHEMES', 'Conv', 'Linear', 'MaxPool', 'AvgPool', 'Flatten', 'Act', 'layer_from_dict',
+__all__ = ['ACTIVATIONS', 'INIT_SCHEMES', 'Conv', 'Linear', 'MaxPool', 'AvgPool', 'Flatten', 'Skip', 'Act', 'layer_from_dict',
            'LayerLayout', 'Architecture', 'paper_cnn', 'mlp', 'init_params', 'population_forward', 'Population',
            'evaluate']
 
@@ -54,6 +54,15 @@ class Flatten:
     type: str = field(default="flatten", init=False)
 
 @dataclass(frozen=True)
+class Skip:
+    "Adds the input of stack layer `start`, centre-cropped to the current size, through a 1x1 convolution when `project`."
+    start: int              # index of the layer whose input the shortcut carries (an earlier layer)
+    in_channels: int        # channels of that input
+    out_channels: int       # channels here (equal to `in_channels` for an identity shortcut)
+    project: bool = False   # a 1x1 convolution with bias (ResNet's projection shortcut) instead of the identity
+    type: str = field(default="skip", init=False)
+
+@dataclass(frozen=True)
 class Act:
     "Elementwise activation: one of `ACTIVATIONS`."
     name: str
@@ -62,7 +71,7 @@ class Act:
 # %% ../nbs/02_arch.ipynb #809a12e7
 ACTIVATIONS = {"tanh": torch.tanh, "gelu": F.gelu, "relu": F.relu, "sigmoid": torch.sigmoid,
                "identity": lambda x: x}
-_LAYER_TYPES = {"conv": Conv, "linear": Linear, "maxpool": MaxPool, "avgpool": AvgPool, "flatten": Flatten, "act": Act}
+_LAYER_TYPES = {"conv": Conv, "linear": Linear, "maxpool": MaxPool, "avgpool": AvgPool, "flatten": Flatten, "act": Act, "skip": Skip}
 
 def layer_from_dict(spec: dict  # e.g. {"type": "conv", "in_channels": 1, "out_channels": 8, "kernel": 5}
                     ):
@@ -99,8 +108,23 @@ class LayerLayout:
     def token_width(self) -> int: return self.fan_in + 1
 
 # %% ../nbs/02_arch.ipynb #bb6227d7
-def _out_shape(layer, shape: tuple) -> tuple:
-    "Shape after `layer` for one example of `shape`, or a clear error."
+def _skip_shape(layer: Skip, shape: tuple, shapes: list) -> tuple:
+    "Shape after a shortcut from the input of layer `layer.start` (`shapes[layer.start]`) into `shape`, or a clear error."
+    if not 0 <= layer.start < len(shapes) - 1:
+        raise HyperrepError(f"{layer} must start at an earlier layer (0..{len(shapes) - 2})")
+    source = shapes[layer.start]
+    if len(source) != 3 or len(shape) != 3 or source[0] != layer.in_channels or shape[0] != layer.out_channels:
+        raise HyperrepError(f"{layer} joins [{layer.in_channels}, H, W] into [{layer.out_channels}, H', W'], "
+                            f"got {list(source)} into {list(shape)}")
+    if not layer.project and layer.in_channels != layer.out_channels:
+        raise HyperrepError(f"{layer}: an identity shortcut needs as many channels in as out (or project=True)")
+    if source[1] < shape[1] or source[2] < shape[2]:
+        raise HyperrepError(f"{layer}: the shortcut's input {list(source)} is smaller than {list(shape)}, it can only be cropped")
+    return shape
+
+def _out_shape(layer, shape: tuple, shapes: list) -> tuple:
+    "Shape after `layer` for one example of `shape` (`shapes`: the inputs of the layers so far), or a clear error."
+    if isinstance(layer, Skip): return _skip_shape(layer, shape, shapes)
     if isinstance(layer, Conv):
         if len(shape) != 3 or shape[0] != layer.in_channels:
             raise HyperrepError(f"{layer} expects input [{layer.in_channels}, H, W], got {list(shape)}")
@@ -125,7 +149,7 @@ def _out_shape(layer, shape: tuple) -> tuple:
 # %% ../nbs/02_arch.ipynb #68d94d53
 class Architecture:
     "A stack of layers: the single authority on shapes, layouts and the batched forward pass."
-    def __init__(self, layers: list,            # layer specs (`Conv`, `Linear`, `MaxPool`, `AvgPool`, `Flatten`, `Act`) or their dicts
+    def __init__(self, layers: list,            # layer specs (`Conv`, `Linear`, `MaxPool`, `AvgPool`, `Flatten`, `Act`, `Skip`) or their dicts
                  input_shape: tuple = (1, 28, 28),  # one example: (C, H, W) for images, (F,) for vectors
                  name: str = "custom"):         # a short label shown in summaries
         self.layers = [layer_from_dict(l) if isinstance(l, dict) else l for l in layers]
@@ -133,7 +157,7 @@ class Architecture:
         if not any(isinstance(l, (Conv, Linear)) for l in self.layers):
             raise HyperrepError("an architecture needs at least one Conv or Linear layer")
         self.shapes = [self.input_shape]
-        for layer in self.layers: self.shapes.append(_out_shape(layer, self.shapes[-1]))
+        for layer in self.layers: self.shapes.append(_out_shape(layer, self.shapes[-1], self.shapes))
         if len(self.shapes[-1]) != 1:
             raise HyperrepError(f"the last layer must output class scores [classes], got {list(self.shapes[-1])}")
         self.classes = self.shapes[-1][0]
@@ -145,12 +169,13 @@ class Architecture:
         layout, start, block = [], 0, 1
         for index, layer in enumerate(self.layers):
             if isinstance(layer, Flatten): block = math.prod(self.shapes[index][1:]) if len(self.shapes[index]) == 3 else 1
-            if not isinstance(layer, (Conv, Linear)): continue
-            if isinstance(layer, Conv):
-                shape = (layer.out_channels, layer.in_channels, layer.kernel, layer.kernel)
+            if not isinstance(layer, (Conv, Linear)) and not (isinstance(layer, Skip) and layer.project): continue
+            if isinstance(layer, (Conv, Skip)):
+                size = layer.kernel if isinstance(layer, Conv) else 1
+                shape = (layer.out_channels, layer.in_channels, size, size)
             else: shape = (layer.out_features, layer.in_features)
             n_weights, neurons = math.prod(shape), shape[0]
-            layout.append(LayerLayout(index, layer.type, shape, slice(start, start + n_weights),
+            layout.append(LayerLayout(index, "linear" if isinstance(layer, Linear) else "conv", shape, slice(start, start + n_weights),
                                       slice(start + n_weights, start + n_weights + neurons), neurons,
                                       n_weights // neurons, block if layout else 1))
             start, block = start + n_weights + neurons, 1
@@ -158,6 +183,8 @@ class Architecture:
 
     def permutation_blocks(self) -> list[int]:
         "For each parameter layer after the first, how many consecutive inputs one neuron of the previous layer owns."
+        if any(isinstance(l, Skip) for l in self.layers):
+            raise HyperrepError(f"{self.name} has shortcut connections: permuting its neurons (and tokenising it) needs a plain stack")
         blocks = []
         for prev, layer in zip(self.layout[:-1], self.layout[1:]):
             block = layer.fan_in // prev.neurons
@@ -189,18 +216,41 @@ class Architecture:
 
     def module(self) -> nn.Sequential:
         "An ordinary `nn.Module` with this architecture (its `state_dict` names match the population's)."
-        def build(layer):
-            if isinstance(layer, Conv): return nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel, layer.stride, layer.padding)
-            if isinstance(layer, Linear): return nn.Linear(layer.in_features, layer.out_features)
-            if isinstance(layer, MaxPool): return nn.MaxPool2d(layer.kernel)
-            if isinstance(layer, AvgPool): return nn.AvgPool2d(layer.kernel)
-            if isinstance(layer, Flatten): return nn.Flatten()
-            return {"tanh": nn.Tanh, "gelu": nn.GELU, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "identity": nn.Identity}[layer.name]()
-        return nn.Sequential(*[build(l) for l in self.layers])
+        if any(isinstance(l, Skip) for l in self.layers): return _ShortcutStack(self, [self._module(l) for l in self.layers])
+        return nn.Sequential(*[self._module(l) for l in self.layers])
+
+    @staticmethod
+    def _module(layer) -> nn.Module:
+        "The `nn.Module` of one layer spec."
+        if isinstance(layer, Conv): return nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel, layer.stride, layer.padding)
+        if isinstance(layer, Linear): return nn.Linear(layer.in_features, layer.out_features)
+        if isinstance(layer, MaxPool): return nn.MaxPool2d(layer.kernel)
+        if isinstance(layer, AvgPool): return nn.AvgPool2d(layer.kernel)
+        if isinstance(layer, Flatten): return nn.Flatten()
+        if isinstance(layer, Skip): return nn.Conv2d(layer.in_channels, layer.out_channels, 1) if layer.project else nn.Identity()
+        return {"tanh": nn.Tanh, "gelu": nn.GELU, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "identity": nn.Identity}[layer.name]()
 
     def __repr__(self):
         sizes = ", ".join(str(l.size) for l in self.layout)
         return f"Architecture({self.name!r}, input {list(self.input_shape)}, {self.n_params} parameters: {sizes})"
+
+def _crop(h: torch.Tensor, size: tuple) -> torch.Tensor:
+    "The centre `size` (H, W) of images `[..., H0, W0]`."
+    top, left = (h.shape[-2] - size[0]) // 2, (h.shape[-1] - size[1]) // 2
+    return h[..., top:top + size[0], left:left + size[1]]
+
+class _ShortcutStack(nn.Sequential):
+    "`nn.Sequential` whose `Skip` modules add their shortcut instead of transforming the running activation."
+    def __init__(self, arch: "Architecture", modules: list):
+        super().__init__(*modules)
+        self.specs = arch.layers
+
+    def forward(self, x):
+        inputs = []
+        for spec, module in zip(self.specs, self):
+            inputs.append(x)
+            x = x + module(_crop(inputs[spec.start], x.shape[-2:])) if isinstance(spec, Skip) else module(x)
+        return x
 
 # %% ../nbs/02_arch.ipynb #6d29f529
 def paper_cnn(channels: int = 1,          # input channels: 1 (MNIST, SVHN grayscale, digits) or 3 (CIFAR-10, STL-10)
@@ -258,6 +308,12 @@ def _linear(h, weight, bias):
     "All models' linear layer at once; `h` is `[M, B, F]`."
     return torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
 
+def _shortcut(h, params: dict, index: int, layer: Skip, models: int):
+    "A shortcut's contribution: the (cropped) input itself, or all models' 1x1 projections of it at once."
+    if not layer.project: return h
+    return _conv(h.contiguous(memory_format=torch.channels_last), params[f"{index}.weight"], params[f"{index}.bias"],
+                 Conv(layer.in_channels, layer.out_channels, 1), models)
+
 def population_forward(arch: Architecture,                 # the architecture of every model
                        params: dict[str, torch.Tensor],    # stacked parameters `{name: [M, ...]}`
                        x: torch.Tensor                     # `[M, B, *input_shape]` (own batches) or `[B, *input_shape]` (shared)
@@ -272,8 +328,11 @@ def population_forward(arch: Architecture,                 # the architecture of
     h = x
     if len(arch.input_shape) == 3:   # grouped image layout [B, M*C, H, W]
         h = x.transpose(0, 1).reshape(batch, -1, *arch.input_shape[1:]).contiguous(memory_format=torch.channels_last)
+    inputs = []
     for index, layer in enumerate(arch.layers):
+        inputs.append(h)
         if isinstance(layer, Conv): h = _conv(h, params[f"{index}.weight"], params[f"{index}.bias"], layer, models)
+        elif isinstance(layer, Skip): h = h + _shortcut(_crop(inputs[layer.start], h.shape[-2:]), params, index, layer, models)
         elif isinstance(layer, Linear): h = _linear(h, params[f"{index}.weight"], params[f"{index}.bias"])
         elif isinstance(layer, MaxPool): h = F.max_pool2d(h, layer.kernel)
         elif isinstance(layer, AvgPool): h = F.avg_pool2d(h, layer.kernel)

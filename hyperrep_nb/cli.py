@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="demo_out", help="output folder (resumed when rerun)")
     demo.add_argument("--n", type=int, default=50, help="models per generated population")
     demo.add_argument("--finetune-epochs", type=int, default=2)
-    demo.add_argument("--full", action="store_true", help="also transfer to inverted digits and an unseen zoo (evaluations 4 and 5)")
+    demo.add_argument("--full", action="store_true", help="also transfer to inverted digits, an unseen zoo and unseen architectures (evaluations 4-6)")
     demo.add_argument("--device"); demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(run=_cmd_demo)
 

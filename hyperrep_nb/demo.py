@@ -16,12 +16,12 @@ from .zoo import Zoo, zoo_config, train_zoo
 from .model import ae_config
 from .train import train_hyperrep, HyperRepresentation
 from .sampling import SAMPLERS, fit_sampler, sample_population
-from .experiments import transfer_experiment, unseen_zoo_experiment, summarize_runs
+from .experiments import transfer_experiment, unseen_zoo_experiment, unseen_architecture_experiment, summarize_runs
 from .evaluate import (finetune, ensemble_accuracy, summarize, compare, novelty_report, noise_baseline,
                                   average_baseline, gaussian_baseline, latent_noise_baseline, beats_noise_share)
 
 # %% auto #0
-__all__ = ['generated_populations', 'run_demo', 'results_table', 'report_html']
+__all__ = ['FULL_EVALUATIONS', 'generated_populations', 'run_demo', 'results_table', 'report_html']
 
 # %% ../nbs/10_demo.ipynb #2cba430e
 def _population_stats(accuracies: pd.DataFrame) -> dict:
@@ -130,7 +130,7 @@ def run_demo(out: str | Path = "demo_out",   # output folder (resumed when rerun
              zoo_epochs: int | None = None,  # override the zoo's epochs (None: the preset's; the autoencoders learn from its last 5)
              ae_epochs: int | None = None,   # override the autoencoder epochs (None: the cpu preset)
              gan_epochs: int | None = None,  # override the latent GAN's epochs (None: its default)
-             full: bool = False,             # also transfer (eval 4) and an unseen zoo (eval 5), see `hyperrep_nb.experiments`
+             full: bool = False,             # also `FULL_EVALUATIONS`: transfer, an unseen zoo, unseen architectures (evals 4-6)
              progress: bool = True) -> dict:
     "Run the whole method on digits; write results.json and report.html; return the results. A rerun reuses every finished stage."
     out, device = Path(out), default_device(device)
@@ -152,8 +152,11 @@ def run_demo(out: str | Path = "demo_out",   # output folder (resumed when rerun
         results = {**_core_results(out, bundle, baseline, zoo, n, finetune_epochs, device, gan_epochs, timings), "settings": settings}
         timings["total_s"] = round(time.perf_counter() - started, 1)
         write_json(saved, results)
-    if full and "transfer" not in results:
-        results.update(_full_experiments(out, bundle, baseline, zoo, n, finetune_epochs, device, progress, results["timings"]))
+    for key, evaluation in FULL_EVALUATIONS.items() if full else ():
+        if key in results: continue
+        stage = time.perf_counter()
+        results[key] = evaluation(out, bundle, baseline, zoo, n, max(1, finetune_epochs), device, progress)
+        results["timings"][f"{key}_s"] = round(time.perf_counter() - stage, 1)
         write_json(saved, results)
     print(results_table(results))
     return results
@@ -174,22 +177,29 @@ def _tests(accuracies: dict) -> dict:
             tests.setdefault(f"S_KDE30 vs {name}", {})[str(int(epoch))] = compare(a, b)
     return tests
 
-def _full_experiments(out: Path, bundle, baseline, zoo: Zoo, n: int, epochs: int, device, progress: bool, timings: dict) -> dict:
-    "Evaluations 4 and 5 on inverted digits: transfer, and conditioning on an unseen zoo (its zoo resumes like the rest)."
-    stage = time.perf_counter()
+def _transfer(out: Path, bundle, baseline, zoo: Zoo, n: int, epochs: int, device, progress: bool) -> dict:
+    "Evaluation 4: S_KDE30, B_T, B_F and B_KDE30 fine-tuned on inverted digits, with tests at the last epoch."
     target = load_dataset("digits_inverted", device=device)
-    last = max(1, epochs)
-    transfer = transfer_experiment(bundle, zoo, target, n, last, baseline, device=device)
-    final = lambda name: transfer[name].query(f"epoch == {last}")["test_accuracy"]
-    tests = {name: compare(final("S_KDE30"), final(name)) for name in transfer if name != "S_KDE30"}
-    timings["transfer_s"] = round(time.perf_counter() - stage, 1)
-    stage = time.perf_counter()
+    runs = transfer_experiment(bundle, zoo, target, n, epochs, baseline, device=device)
+    final = lambda name: runs[name].query(f"epoch == {epochs}")["test_accuracy"]
+    return {"target": target.name, "epochs": epochs, "populations": summarize_runs(runs),
+            "tests": {name: compare(final("S_KDE30"), final(name)) for name in runs if name != "S_KDE30"}}
+
+def _unseen_zoo(out: Path, bundle, baseline, zoo: Zoo, n: int, epochs: int, device, progress: bool) -> dict:
+    "Evaluation 5: a zoo of inverted digits the autoencoder never saw (trained here, resumable), encoded, sampled, decoded."
     config = zoo_config("digits", dataset="digits_inverted", models=min(len(zoo), 30), epochs=zoo.config["epochs"], first_seed=5000)
-    unseen = train_zoo(config, out / "unseen_zoo", device=device, progress=progress)
-    conditioned = unseen_zoo_experiment(bundle, unseen, n, device=device)
-    timings["unseen_zoo_s"] = round(time.perf_counter() - stage, 1)
-    return {"transfer": {"target": target.name, "epochs": last, "populations": summarize_runs(transfer), "tests": tests},
-            "unseen_zoo": conditioned}
+    return unseen_zoo_experiment(bundle, train_zoo(config, out / "unseen_zoo", device=device, progress=progress), n, device=device)
+
+def _unseen_architectures(out: Path, bundle, baseline, zoo: Zoo, n: int, epochs: int, device, progress: bool) -> dict:
+    "Evaluation 6: samples placed into three unseen architectures and fine-tuned on inverted digits, against random init."
+    target = load_dataset("digits_inverted", device=device)
+    runs = unseen_architecture_experiment(bundle, zoo, target, n, epochs, device=device)
+    final = lambda name: runs[name].query(f"epoch == {epochs}")["test_accuracy"]
+    names = [name[:-len(" (gen.)")] for name in runs if name.endswith(" (gen.)")]
+    return {"target": target.name, "epochs": epochs, "populations": summarize_runs(runs),
+            "tests": {name: compare(final(f"{name} (gen.)"), final(f"{name} (r. i.)")) for name in names}}
+
+FULL_EVALUATIONS = {"transfer": _transfer, "unseen_zoo": _unseen_zoo, "unseen_architectures": _unseen_architectures}
 
 # %% ../nbs/10_demo.ipynb #f034ea3e
 def results_table(results: dict) -> str:
