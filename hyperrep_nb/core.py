@@ -5,13 +5,14 @@
 # %% ../nbs/00_core.ipynb #1deb4e52
 from __future__ import annotations
 import json, os, tempfile
+from contextlib import contextmanager
 from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
 # %% auto #0
-__all__ = ['HyperrepError', 'default_device', 'in_test', 'atomic_write_bytes', 'write_json', 'read_json', 'save_tensors',
-           'load_tensors']
+__all__ = ['HyperrepError', 'default_device', 'in_test', 'keep_torch_threads', 'atomic_write_bytes', 'write_json', 'read_json',
+           'save_tensors', 'load_tensors']
 
 # %% ../nbs/00_core.ipynb #94a9b8f9
 class HyperrepError(Exception):
@@ -30,6 +31,14 @@ def default_device(device: str | torch.device | None = None  # None picks cuda w
 def in_test() -> bool:
     "True when running under the test suite (`IN_TEST` set), where examples shrink their work."
     return bool(os.environ.get("IN_TEST"))
+
+# %% ../nbs/00_core.ipynb #b35cf5fe
+@contextmanager
+def keep_torch_threads():
+    "Restore torch's intra-op thread count after the block (which may run numba/UMAP and change it)."
+    threads = torch.get_num_threads()
+    try: yield
+    finally: torch.set_num_threads(threads)
 
 # %% ../nbs/00_core.ipynb #b44a10f0
 def _temporary(path: Path) -> tuple[int, str]:

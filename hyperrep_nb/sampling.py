@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .core import HyperrepError, default_device, in_test
+from .core import HyperrepError, default_device, in_test, keep_torch_threads
 from .arch import Population
 
 # %% auto #0
@@ -209,7 +209,7 @@ class NeighborhoodSampler(Sampler):
         data = anchors.cpu().numpy().astype(np.float32)
         self.umap = umap.UMAP(n_components=3, n_neighbors=max(2, min(self.n_neighbors, len(data) - 1)),
                               random_state=self.seed, **self.umap_options)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), keep_torch_threads():
             warnings.simplefilter("ignore")
             self.umap.fit(data)
         embedding = torch.as_tensor(self.umap.embedding_, dtype=torch.float32)
@@ -219,7 +219,7 @@ class NeighborhoodSampler(Sampler):
     def _sample(self, n, generator, device):
         cpu = torch.device("cpu")
         points = self.low + (self.high - self.low) * _random("rand", (n, 3), generator, cpu)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), keep_torch_threads():
             warnings.simplefilter("ignore")
             z = torch.as_tensor(self.umap.inverse_transform(points.numpy()), dtype=torch.float32)
         if self.clip: z = torch.maximum(torch.minimum(z, self.range[1]), self.range[0])

@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 import ipywidgets as W
 import plotly.graph_objects as go
-from .core import HyperrepError, default_device
+from .core import HyperrepError, default_device, keep_torch_threads
 from .arch import Population, evaluate
 from .data import load_dataset
 from .zoo import Zoo
@@ -226,7 +226,7 @@ def _project(z: np.ndarray, method: str) -> np.ndarray:
         centred = z - z.mean(0)
         return centred @ np.linalg.svd(centred, full_matrices=False)[2][:3].T
     import umap
-    return umap.UMAP(n_components=3, n_neighbors=min(15, len(z) - 1), random_state=0).fit_transform(z)
+    with keep_torch_threads(): return umap.UMAP(n_components=3, n_neighbors=min(15, len(z) - 1), random_state=0).fit_transform(z)
 
 def geometry_widget(bundle,       # `HyperRepresentation` or its folder
                     device=None   # None: cuda when available
