@@ -48,7 +48,8 @@ nbtest: $(STAMP) docs-assets
 pytest: $(STAMP) docs-assets chromium
 	IN_TEST=1 $(BIN)/pytest -q tests
 
-test: check-sync nbtest pytest
+# The docs build runs too: nbdev executes every notebook cell that imports something, which a mixed cell breaks.
+test: check-sync nbtest docs-offline pytest
 
 # The offline docs site (nbs/13_docs.ipynb): pages that load every script from $(DOCS_OUT)/. The pinned
 # require.js and widgets html-manager come from the npm registry once, at build time, into $(DOCS_OUT)/_static;
