@@ -366,7 +366,7 @@ def linear_code_yardstick(zoo: Zoo,                           # the zoo (its tra
         _, s, vh = torch.linalg.svd(x - mean, full_matrices=False)
         means.append(mean); bases.append(vh); eigenvalues.append(s.square() / len(x))
     neurons = [n for n, _ in layout.widths]
-    if lwln: eigenvalues = [v / train.to_vector()[:, l.slice].var() for v, l in zip(eigenvalues, zoo.arch.layout)]
+    if lwln: eigenvalues = [v / sigma.square() for v, sigma in zip(eigenvalues, layer_sigmas(layout, train_tokens))]
     dataset = load_dataset(zoo.meta.get("dataset", "digits"), root=data_root, device=population.device)
     target, mean_vector = test.to_vector(), train.to_vector().mean(0)
     rows = []
