@@ -362,10 +362,12 @@ class Population:
     @property
     def device(self) -> torch.device: return next(iter(self.params.values())).device
 
-    def to(self, device=None) -> "Population":
-        "The population on `device` (None: cuda when available)."
+    def to(self, device=None,             # None: cuda when available
+           dtype: torch.dtype | None = None  # e.g. torch.float64 for exact checks (None: keep)
+           ) -> "Population":
+        "The population on `device`, optionally cast to `dtype`."
         device = default_device(device)
-        return Population(self.arch, {k: v.to(device) for k, v in self.params.items()}, self.table)
+        return Population(self.arch, {k: v.to(device, dtype) for k, v in self.params.items()}, self.table)
 
     def __getitem__(self, index) -> "Population":
         "A sub-population (an int, slice, list, boolean mask or index tensor of models)."
@@ -426,7 +428,7 @@ class Population:
         "One `nn.Module` per model (slow path, for interoperability and checks)."
         modules = []
         for sd in self.state_dicts():
-            module = self.arch.module().to(self.device)
+            module = self.arch.module().to(self.device, next(iter(self.params.values())).dtype)
             module.load_state_dict(sd)
             modules.append(module)
         return modules
