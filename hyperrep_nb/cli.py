@@ -44,8 +44,11 @@ def _cmd_train(args):
     "Train (or resume) a hyper-representation of a zoo and print its summary."
     from hyperrep_nb.model import ae_config
     from hyperrep_nb.train import train_hyperrep, describe_bundle
-    config = ae_config(args.preset, **{k: v for k, v in {"epochs": args.epochs, "lwln": False if args.no_lwln else None,
-                                                          "batch_size": args.batch_size, "lr": args.lr}.items() if v is not None})
+    canonical = {"canonical": True, "stored": False}.get(args.frame)
+    settings = {"epochs": args.epochs, "lwln": False if args.no_lwln else None, "batch_size": args.batch_size, "lr": args.lr,
+                "permutation": args.permutation, "target": args.target, "canonical": canonical, "behaviour": args.behaviour,
+                "behaviour_inputs": args.behaviour_inputs, "checkpoint": args.checkpoint}
+    config = ae_config(args.preset, **{k: v for k, v in settings.items() if v is not None})
     bundle = train_hyperrep(args.zoo, args.out, config, tuple(args.window), args.device, args.seed,
                             data_root=args.data_root, progress=not args.quiet, until=args.until)
     print(describe_bundle(bundle) if bundle else f"stopped after epoch {args.until}; rerun without --until to continue")
@@ -120,7 +123,7 @@ def _cmd_bench(args):
         print(json.dumps(bench_zoo_eval(args.models or 64, args.device)), flush=True)
     elif args.what == "ae":
         from hyperrep_nb.train import bench_ae
-        print(json.dumps(bench_ae(args.preset, args.device, args.steps, args.models or 1000)), flush=True)
+        print(json.dumps(bench_ae(args.preset, args.device, args.steps, args.models or 1000, args.behaviour)), flush=True)
     elif args.what == "sample":
         from hyperrep_nb.experiments import bench_sample
         bundle = None
@@ -157,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--preset", default="cpu", help="cpu (default; minutes on a CPU) or mnist, svhn, cifar10, stl10 (paper Table 8)")
     train.add_argument("--no-lwln", action="store_true", help="plain MSE reconstruction (the earlier work's baseline)")
     train.add_argument("--epochs", type=int); train.add_argument("--batch-size", type=int); train.add_argument("--lr", type=float)
+    train.add_argument("--permutation", choices=["random", "bank", "none"], help="permutation of the encoder's views (preset default)")
+    train.add_argument("--target", choices=["view", "original"], help="what the decoder reconstructs (preset default)")
+    train.add_argument("--frame", choices=["stored", "canonical"], help="train on models as stored or in the zoo's canonical frame")
+    train.add_argument("--behaviour", type=float, help="weight of the behavioural loss (0: off)")
+    train.add_argument("--behaviour-inputs", choices=["data", "random"], help="query inputs of the behavioural loss")
+    train.add_argument("--checkpoint", choices=["val", "last"], help="keep the lowest-validation-loss or the last epoch")
     train.add_argument("--window", type=int, nargs=2, default=[21, 25], metavar=("FIRST", "LAST"), help="zoo epochs to learn from")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--data-root", help="dataset files of the zoo (not needed for digits)")
@@ -183,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = commands.add_parser("sample", help="sample new models from a hyper-representation and save them")
     sample.add_argument("--bundle", required=True, help="hyper-representation folder (from `hyperrep train`)")
-    sample.add_argument("--sampler", default="S_KDE30", help="S_U, S_C, S_KDE, S_KDE30 (default), S_Neigh, S_Neigh30, S_GAN, S_GAN30")
+    sample.add_argument("--sampler", default="S_KDE30", help="S_U, S_C, S_KDE, S_KDE30 (default), S_KDE_joint, S_KDE30_joint, S_Neigh, S_Neigh30, S_GAN, S_GAN30")
     sample.add_argument("--n", type=int, default=100, help="models to generate")
     sample.add_argument("--out", required=True, help="population folder to write")
     sample.add_argument("--bandwidth", type=float, help="KDE bandwidth (S_KDE*, S_C; default: Silverman per dimension)")
@@ -213,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch-size", type=int, default=10)
     bench.add_argument("--steps", type=int, default=30); bench.add_argument("--device")
     bench.add_argument("--preset", default="cpu", help="ae: autoencoder preset")
+    bench.add_argument("--behaviour", type=float, help="ae: weight of the behavioural loss (default: the preset's)")
     bench.add_argument("--chunk-size", type=int)
     bench.add_argument("--sampler", default="S_KDE30", help="sample: the sampler")
     bench.add_argument("--bundle", help="sample: a trained bundle (default: a fresh autoencoder of --preset)")

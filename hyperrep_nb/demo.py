@@ -6,6 +6,7 @@
 from __future__ import annotations
 import json, time
 from pathlib import Path
+from tqdm.auto import tqdm
 import numpy as np
 import pandas as pd
 import torch
@@ -18,10 +19,11 @@ from .train import train_hyperrep, HyperRepresentation
 from .sampling import SAMPLERS, fit_sampler, sample_population
 from .experiments import transfer_experiment, unseen_zoo_experiment, unseen_architecture_experiment, summarize_runs
 from .evaluate import (finetune, ensemble_accuracy, summarize, compare, novelty_report, noise_baseline,
-                                  average_baseline, gaussian_baseline, latent_noise_baseline, beats_noise_share)
+                                  average_baseline, gaussian_baseline, latent_noise_baseline, beats_noise_share,
+                                  chance_ceiling, diversity_report)
 
 # %% auto #0
-__all__ = ['FULL_EVALUATIONS', 'generated_populations', 'run_demo', 'results_table', 'report_html']
+__all__ = ['NOISE_SCALES', 'FULL_EVALUATIONS', 'generated_populations', 'run_demo', 'results_table', 'report_html']
 
 # %% ../nbs/10_demo.ipynb #2cba430e
 def _population_stats(accuracies: pd.DataFrame) -> dict:
@@ -35,18 +37,21 @@ def _zoo_trajectory(zoo: Zoo, epochs: int) -> pd.DataFrame:
     return pd.concat([pd.DataFrame({"model": rows, "epoch": e, "test_accuracy": zoo.metrics["test_accuracy"][e][rows]})
                       for e in range(epochs + 1)])
 
+NOISE_SCALES = (0.0, 0.03, 0.1, 0.3, 0.6, 1.0, 3.0, 10.0)   # relative to each layer's std: up to models at chance
+
 def generated_populations(bundle: HyperRepresentation,   # the LWLN hyper-representation
                           baseline: HyperRepresentation, # the plain-MSE one (for B_KDE30)
                           zoo: Zoo,                      # the zoo both learned from
                           n: int,                        # models per population
                           seed: int = 0,                 # seed of every draw
                           device=None,                   # None: cuda when available
-                          gan_epochs: int | None = None  # latent GAN training epochs (None: the sampler's default)
+                          gan_epochs: int | None = None, # latent GAN training epochs (None: the sampler's default)
+                          progress: bool = False         # a progress bar over the samplers
                           ) -> tuple[dict[str, Population], dict]:
     "Every sampler's population, B_KDE30, random initialisation B_T, the novelty baselines, and the seen checkpoints."
     generator = lambda: torch.Generator().manual_seed(seed)
     populations, timings = {}, {}
-    for name in SAMPLERS:
+    for name in tqdm(SAMPLERS, disable=not progress, desc="sampling", unit="sampler", leave=False):
         started = time.perf_counter()
         sampler = fit_sampler(name, bundle, **({"epochs": gan_epochs} if gan_epochs and "GAN" in name else {}))
         populations[name] = sample_population(bundle, sampler, n, generator(), device)
@@ -59,7 +64,7 @@ def generated_populations(bundle: HyperRepresentation,   # the LWLN hyper-repres
     anchors = anchors[np.flatnonzero(anchors.table["split"].to_numpy() == "train").tolist()]
     accuracy = anchors.table["test_accuracy"].to_numpy()
     top = anchors[np.flatnonzero(accuracy >= np.quantile(accuracy, 0.7)).tolist()]
-    for key, population in noise_baseline(top, (0.0, 0.03, 0.1, 0.3, 0.6, 1.0), generator()).items():
+    for key, population in noise_baseline(top, NOISE_SCALES, generator()).items():
         populations[key] = population
     populations["average_16"] = average_baseline(anchors, n, min(16, len(anchors)), generator())
     populations["gaussian"] = gaussian_baseline(anchors, n, generator())
@@ -84,19 +89,21 @@ def _check_settings(path: Path, saved: dict, wanted: dict):
         raise HyperrepError(f"{path} holds results made with other settings ({', '.join(differ)}): "
                             f"pass another output folder or delete it")
 
-def _core_results(out: Path, bundle, baseline, zoo: Zoo, n: int, finetune_epochs: int, device, gan_epochs, timings: dict) -> dict:
-    "Evaluations 1-3 and 7: every sampler and baseline at epoch 0 and fine-tuned, ensembles, novelty; writes report.html."
+def _core_results(out: Path, bundle, baseline, zoo: Zoo, n: int, finetune_epochs: int, device, gan_epochs, timings: dict,
+                  progress: bool) -> dict:
+    "Evaluations 1-3 and 7: every sampler and baseline at epoch 0 and fine-tuned, ensembles, novelty, diversity; writes report.html."
+    bar = lambda items, desc, unit: tqdm(items, disable=not progress, desc=desc, unit=unit, leave=False)
     stage = time.perf_counter()
-    populations, sampler_timings = generated_populations(bundle, baseline, zoo, n, device=device, gan_epochs=gan_epochs)
+    populations, sampler_timings = generated_populations(bundle, baseline, zoo, n, device=device, gan_epochs=gan_epochs, progress=progress)
     seen = populations.pop("seen")    # every checkpoint the autoencoders learned from: the novelty reference
     timings["sampling_s"] = round(time.perf_counter() - stage, 1)
     timings["per_sampler_s"] = sampler_timings
     dataset = load_dataset("digits", device=device)
     config = zoo.config
     stage = time.perf_counter()
-    tuned = ["B_T", "S_U", "S_C", "S_KDE", "S_KDE30", "S_Neigh", "S_Neigh30", "S_GAN", "S_GAN30", "B_KDE30"]
+    tuned = ["B_T", *SAMPLERS, "B_KDE30"]
     accuracies = {}
-    for name, population in populations.items():
+    for name, population in bar(populations.items(), "fine-tuning", "population"):
         epochs = finetune_epochs if name in tuned else 0
         accuracies[name] = finetune(population, dataset, epochs, config["lr"], config["weight_decay"], config["batch_size"])
     accuracies["zoo"] = _zoo_trajectory(zoo, finetune_epochs)
@@ -104,20 +111,25 @@ def _core_results(out: Path, bundle, baseline, zoo: Zoo, n: int, finetune_epochs
     stage = time.perf_counter()
     ensembles = {name: ensemble_accuracy(populations[name], dataset.x_test, dataset.y_test, sizes=range(1, min(15, len(populations[name])) + 1), draws=15,
                                          generator=torch.Generator().manual_seed(0)).to_dict("list")
-                 for name in ("S_KDE30", "B_KDE30", "B_T", "training")}
+                 for name in ("S_KDE30", "S_KDE30_joint", "B_KDE30", "B_T", "training")}
     timings["ensembles_s"] = round(time.perf_counter() - stage, 1)
     stage = time.perf_counter()
     novelty_names = [k for k in populations if k != "B_T"]
-    reports = {name: novelty_report(populations[name], seen, dataset, "seed") for name in novelty_names}
-    noise = pd.concat([reports[k] for k in reports if k.startswith("noise_")])
+    reports = {name: novelty_report(populations[name], seen, dataset, "seed") for name in bar(novelty_names, "novelty", "population")}
+    noise, above = pd.concat([reports[k] for k in reports if k.startswith("noise_")]), chance_ceiling(dataset.y_test)
     novelty = {name: {"accuracy_mean": float(r["test_accuracy"].mean()), "max_iou_mean": float(r["max_iou"].mean()),
                       "distance_raw_mean": float(r["distance_raw"].mean()), "distance_aligned_mean": float(r["distance_aligned"].mean()),
                       "reference_quantile_mean": float(r["reference_quantile"].mean()), "agreement_mean": float(r["agreement"].mean()),
-                      "beats_noise_share": beats_noise_share(r, noise)}
+                      "beats_noise_share": beats_noise_share(r, noise, above)}
                for name, r in reports.items()}
     timings["novelty_s"] = round(time.perf_counter() - stage, 1)
+    stage = time.perf_counter()
+    diversity = {name: diversity_report(populations[name], dataset, generator=torch.Generator().manual_seed(0))
+                 for name in bar([n for n in [*tuned, "reconstructed", "training"] if n in populations], "diversity", "population")}
+    timings["diversity_s"] = round(time.perf_counter() - stage, 1)
     results = {"populations": {name: {"epochs": _population_stats(table)} for name, table in accuracies.items()},
-               "tests": _tests(accuracies), "ensembles": ensembles, "novelty": novelty,
+               "tests": _tests(accuracies), "ensembles": ensembles, "novelty": novelty, "diversity": diversity,
+               "chance_ceiling": above,
                "hyperrep": {"lwln": _bundle_metrics(bundle), "plain_mse": _bundle_metrics(baseline)}, "timings": timings}
     atomic_write_bytes(out / "report.html", report_html(results, reports).encode())
     return results
@@ -149,7 +161,7 @@ def run_demo(out: str | Path = "demo_out",   # output folder (resumed when rerun
         _check_settings(saved, results["settings"], settings)
     else:
         timings = {"zoo_s": zoo_s, "autoencoders_s": autoencoders_s}
-        results = {**_core_results(out, bundle, baseline, zoo, n, finetune_epochs, device, gan_epochs, timings), "settings": settings}
+        results = {**_core_results(out, bundle, baseline, zoo, n, finetune_epochs, device, gan_epochs, timings, progress), "settings": settings}
         timings["total_s"] = round(time.perf_counter() - started, 1)
         write_json(saved, results)
     for key, evaluation in FULL_EVALUATIONS.items() if full else ():
@@ -163,18 +175,25 @@ def run_demo(out: str | Path = "demo_out",   # output folder (resumed when rerun
 
 def _bundle_metrics(bundle: HyperRepresentation) -> dict:
     "The headline metrics of a bundle."
-    return {k: bundle.metrics[k] for k in ("r2", "r2_per_layer", "reconstructed_accuracy_mean", "original_accuracy_mean",
-                                           "probe_r2_test_accuracy", "probe_r2_epoch", "layer_sigma", "train_seconds")}
+    keys = ("r2", "r2_per_layer", "reconstructed_accuracy_mean", "original_accuracy_mean", "fidelity", "frame",
+            "probe_r2_test_accuracy", "probe_r2_epoch", "layer_sigma", "train_seconds")
+    return {"training": {k: v for k, v in bundle.config.to_dict().items() if k in _TRAINING_SETTINGS},
+            **{k: bundle.metrics[k] for k in keys}}
+
+_TRAINING_SETTINGS = ("d_z", "epochs", "beta", "lwln", "permutation", "target", "canonical", "behaviour", "behaviour_loss",
+                      "behaviour_queries", "checkpoint")
 
 def _tests(accuracies: dict) -> dict:
-    "Mann-Whitney U and common-language effect size of S_KDE30 against every other population, per epoch."
-    reference, tests = accuracies["S_KDE30"], {}
-    for name, table in accuracies.items():
-        if name == "S_KDE30": continue
-        for epoch in sorted(set(reference["epoch"]) & set(table["epoch"])):
-            a = reference.loc[reference["epoch"] == epoch, "test_accuracy"].to_numpy()
-            b = table.loc[table["epoch"] == epoch, "test_accuracy"].to_numpy()
-            tests.setdefault(f"S_KDE30 vs {name}", {})[str(int(epoch))] = compare(a, b)
+    "Mann-Whitney U and common-language effect size of S_KDE30 and S_KDE30_joint against every other population, per epoch."
+    tests = {}
+    for sampler in ("S_KDE30", "S_KDE30_joint"):
+        reference = accuracies[sampler]
+        for name, table in accuracies.items():
+            if name == sampler: continue
+            for epoch in sorted(set(reference["epoch"]) & set(table["epoch"])):
+                a = reference.loc[reference["epoch"] == epoch, "test_accuracy"].to_numpy()
+                b = table.loc[table["epoch"] == epoch, "test_accuracy"].to_numpy()
+                tests.setdefault(f"{sampler} vs {name}", {})[str(int(epoch))] = compare(a, b)
     return tests
 
 def _transfer(out: Path, bundle, baseline, zoo: Zoo, n: int, epochs: int, device, progress: bool) -> dict:
@@ -232,9 +251,17 @@ def report_html(results: dict, reports: dict) -> str:
     figures.append(novelty)
     parts = [pio.to_html(f, full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figures)]
     novelty_table = pd.DataFrame(results["novelty"]).T.round(3).to_html()
+    diversity_table = pd.DataFrame(results["diversity"]).T.round(3).to_html()
+    fidelity = pd.DataFrame({name: bundle["fidelity"] for name, bundle in results["hyperrep"].items()}).T.round(3).to_html()
     return ("<!doctype html><html><head><meta charset='utf-8'><title>hyperrep_nb demo</title></head><body>"
             "<h1>hyperrep_nb demo: hyper-representations as generative models on digits</h1>"
             f"<h2>Accuracy</h2><pre>{results_table(results)}</pre>{parts[0]}<h2>Ensembles</h2>{parts[1]}"
-            f"<h2>Novelty</h2>{novelty_table}{parts[2]}"
+            "<h2>Diversity</h2><p>Accuracy alone can hide a collapse: mean pairwise aligned weight distance, mean pairwise "
+            "prediction disagreement on the test set and the gain of an ensemble of k over its members, each beside the "
+            f"training models' (<code>training</code>).</p>{diversity_table}"
+            "<h2>Fidelity</h2><p>Agreement of each test model's reconstruction with its own original, with the other "
+            f"originals, and the margin between them.</p>{fidelity}"
+            "<h2>Novelty</h2><p>A model counts as beating noise only above chance "
+            f"(accuracy &gt; {results['chance_ceiling']:.3f}).</p>{novelty_table}{parts[2]}"
             f"<h2>Hyper-representations</h2><pre>{json.dumps(results['hyperrep'], indent=1)}</pre>"
             f"<h2>Timings</h2><pre>{json.dumps(results['timings'], indent=1)}</pre></body></html>")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_docs.ipynb #7dc1ae6a
 from __future__ import annotations
-import base64, fnmatch, hashlib, importlib.util, io, os, re, shutil, tarfile, urllib.request
+import base64, fnmatch, hashlib, io, json, os, re, shutil, tarfile, urllib.request
 from pathlib import Path
 import nbformat
 import plotly.io as pio
@@ -14,13 +14,13 @@ from nbconvert import HTMLExporter
 from nbdev.config import get_config
 from nbdev.process import NBProcessor, Processor
 from nbdev.processors import FilterDefaults
-import hyperrep_nb
+from .core import atomic_write_bytes
 
 # %% auto #0
-__all__ = ['PLOTLY', 'compact_widgets', 'BUNDLE', 'BUNDLE_LOADER', 'REGISTRY', 'NPM_ASSETS', 'PAGE', 'figure_html', 'plotly_html',
-           'prune_buffers', 'restore_markers', 'write_bundle', 'restore_widget_bundle', 'npm_tarball', 'vendor',
-           'notebooks', 'apply_cell_options', 'strip_link_attributes', 'docs_procs', 'process', 'render',
-           'build_offline_docs', 'offline_docs']
+__all__ = ['PLOTLY', 'WIDGET_STATE', 'BUNDLE_MARKER', 'BUNDLE', 'BUNDLE_LOADER', 'REGISTRY', 'NPM_ASSETS', 'PAGE', 'figure_html',
+           'plotly_html', 'plotly_bundle', 'compact_widgets', 'prune_buffers', 'restore_markers', 'write_bundle',
+           'restore_widget_bundle', 'npm_tarball', 'vendor', 'notebooks', 'apply_cell_options', 'strip_link_attributes',
+           'docs_procs', 'process', 'render', 'build_offline_docs', 'offline_docs']
 
 # %% ../nbs/13_docs.ipynb #d4d83064
 PLOTLY = "application/vnd.plotly.v1+json"
@@ -42,15 +42,27 @@ class plotly_html(Processor):
             self.first = False
 
 # %% ../nbs/13_docs.ipynb #c71375a3
-def _tool(name: str):
-    "Import `tools/{name}.py` of the repository this package is installed from."
-    path = Path(hyperrep_nb.__file__).resolve().parent.parent / "tools" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"hyperrep_nb_tools_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"   # where a notebook's metadata keeps its saved widgets
+BUNDLE_MARKER = "hyperrep_nb:plotly-widgetbundle"           # what a compacted FigureWidget's `_esm` holds instead of the bundle
 
-compact_widgets = _tool("compact_widgets")
+def plotly_bundle() -> str:
+    "The ESM bundle of the installed plotly's FigureWidget."
+    import plotly
+    return (Path(plotly.__file__).parent / "package_data" / "widgetbundle.js").read_text(encoding="utf-8")
+
+def compact_widgets(path: str | Path  # an executed notebook
+                    ) -> int:         # how many bundle copies were replaced
+    "Replace every copy of plotly's widget bundle in a notebook's saved widget state by `BUNDLE_MARKER` (atomically)."
+    path = Path(path)
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    models = nb.get("metadata", {}).get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    bundle, replaced = plotly_bundle(), 0
+    for model in models.values():
+        state = model.get("state", {})
+        if state.get("_esm") == bundle: state["_esm"], replaced = BUNDLE_MARKER, replaced + 1
+    if replaced: atomic_write_bytes(path, (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
+    return replaced
+
 BUNDLE = "plotly-widgetbundle.js"
 BUNDLE_LOADER = f"""// hyperrep_nb.docs: plotly's widget bundle is one file at the site's root
 const root = document.querySelector('meta[name="quarto:offset"]')?.content || "./";
@@ -77,9 +89,9 @@ def prune_buffers(model: dict   # one model of a saved widget state
 def restore_markers(nb   # a notebook (dict-like)
                     ) -> int:  # how many FigureWidgets now load the shared bundle
     "Point every compacted (or uncompacted) FigureWidget of `nb`'s saved widget state at the shared bundle file."
-    models = nb.get("metadata", {}).get("widgets", {}).get(compact_widgets.STATE, {}).get("state", {})
+    models = nb.get("metadata", {}).get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     if not models: return 0
-    bundles, restored = {compact_widgets.MARKER, compact_widgets.plotly_bundle()}, 0
+    bundles, restored = {BUNDLE_MARKER, plotly_bundle()}, 0
     for model in models.values():
         prune_buffers(model)
         state = model.get("state", {})
@@ -89,7 +101,7 @@ def restore_markers(nb   # a notebook (dict-like)
 def write_bundle(site: Path   # folder the site is rendered from
                  ) -> Path:   # the bundle file
     "Write the installed plotly's widget bundle into `site`, unless it is already there."
-    path, bundle = Path(site) / BUNDLE, compact_widgets.plotly_bundle()
+    path, bundle = Path(site) / BUNDLE, plotly_bundle()
     if path.exists() and path.read_text(encoding="utf-8") == bundle: return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")  # nbdev processes notebooks in parallel processes
@@ -105,7 +117,7 @@ class restore_widget_bundle(Processor):
         self.site = Path(site) if site else get_config().config_path / "_proc"
     def begin(self):
         widgets = self.nb.get("metadata", {}).get("widgets")
-        if widgets is not None and not widgets.get(compact_widgets.STATE, {}).get("state"): del self.nb.metadata["widgets"]
+        if widgets is not None and not widgets.get(WIDGET_STATE, {}).get("state"): del self.nb.metadata["widgets"]
         if restore_markers(self.nb): write_bundle(self.site)
 
 # %% ../nbs/13_docs.ipynb #aeaa3d09

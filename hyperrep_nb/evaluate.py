@@ -7,17 +7,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from scipy.optimize import linear_sum_assignment
+import torch.nn.functional as F
 from scipy.stats import mannwhitneyu
 from .core import HyperrepError
 from .arch import Architecture, Population, population_forward, evaluate
 from .data import Dataset
 from .zoo import fit_population, METRICS
+from .tokens import align_to, align_vectors
 
 # %% auto #0
 __all__ = ['finetune', 'predictions', 'probabilities', 'misclassified', 'ensemble_draws', 'ensemble_accuracy', 'summarize',
-           'compare', 'align_to', 'nearest_training_distance', 'reference_distances', 'error_iou', 'novelty_report',
-           'layer_stds', 'noise_baseline', 'average_baseline', 'gaussian_baseline', 'latent_noise_baseline',
+           'compare', 'nearest_training_distance', 'reference_distances', 'error_iou', 'novelty_report', 'agreement',
+           'pairwise_weight_distance', 'pairwise_disagreement', 'diversity_report', 'fidelity', 'layer_stds',
+           'noise_baseline', 'average_baseline', 'gaussian_baseline', 'latent_noise_baseline', 'chance_ceiling',
            'beats_noise_share']
 
 # %% ../nbs/09_evaluate.ipynb #88653330
@@ -149,44 +151,6 @@ def compare(a,   # values of population a
     return {"p_value": float(result.pvalue), "effect_size": float(result.statistic / (len(a) * len(b))),
             "u": float(result.statistic), "n_a": len(a), "n_b": len(b)}
 
-# %% ../nbs/09_evaluate.ipynb #8634093d
-def _assign(cost: torch.Tensor) -> torch.Tensor:
-    "Minimal-cost assignments of `[P, n, n]` cost matrices: `perm[p, i]` = column matched to row i."
-    matrices = np.nan_to_num(cost.detach().cpu().double().numpy(), nan=1e30, posinf=1e30, neginf=-1e30)
-    perms = np.stack([linear_sum_assignment(matrix)[1] for matrix in matrices])
-    return torch.as_tensor(perms, dtype=torch.long, device=cost.device)
-
-def _align_vectors(arch: Architecture, reference: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
-    "Flat vectors `[P, N]` with hidden neurons permuted to match `reference [P, N]` pairwise."
-    pairs, out, perm = len(vectors), vectors.clone(), None
-    if pairs == 0: return out
-    for l, (layer, block) in enumerate(zip(arch.layout, [1] + arch.permutation_blocks())):
-        weight = vectors[:, layer.weight_slice].reshape(pairs, layer.neurons, -1)
-        bias = vectors[:, layer.bias_slice]
-        if perm is not None:   # the previous layer's neurons moved: move their input blocks along
-            blocks = weight.reshape(pairs, layer.neurons, -1, block)
-            weight = blocks.gather(2, perm[:, None, :, None].expand_as(blocks)).reshape(pairs, layer.neurons, -1)
-        if l < len(arch.layout) - 1:
-            ref = torch.cat([reference[:, layer.weight_slice].reshape(pairs, layer.neurons, -1), reference[:, layer.bias_slice, None]], 2)
-            mine = torch.cat([weight, bias[..., None]], 2)
-            perm = _assign(torch.cdist(ref, mine, compute_mode="donot_use_mm_for_euclid_dist").square())
-            weight, bias = weight.gather(1, perm[..., None].expand_as(weight)), bias.gather(1, perm)
-        out[:, layer.weight_slice], out[:, layer.bias_slice] = weight.reshape(pairs, -1), bias
-    return out
-
-@torch.no_grad()
-def align_to(reference: Population,   # one model, or one per model of `population`
-             population: Population   # models to permute
-             ) -> Population:         # the same functions, neurons renumbered (table kept)
-    "Permute each model's hidden neurons to best match the reference model (layer-wise Hungarian matching)."
-    if reference.arch != population.arch:
-        raise HyperrepError(f"cannot align {population.arch.name} models to a {reference.arch.name} reference")
-    if len(reference) not in (1, len(population)):
-        raise HyperrepError(f"reference has {len(reference)} models: expected 1 or {len(population)} (one per model)")
-    vectors = population.to_vector()
-    ref = reference.to_vector().to(vectors.device).expand(len(population), -1)
-    return Population.from_vector(population.arch, _align_vectors(population.arch, ref, vectors), population.table)
-
 # %% ../nbs/09_evaluate.ipynb #83c753c1
 def _nearest(arch: Architecture, generated: torch.Tensor, training: torch.Tensor, aligned: bool, candidates: int,
              exclude: torch.Tensor | None = None, chunk: int = 256) -> dict[str, np.ndarray]:
@@ -208,7 +172,7 @@ def _nearest(arch: Architecture, generated: torch.Tensor, training: torch.Tensor
         best = raw.argmin(1, keepdim=True)
         out["distance_raw"].append(raw.gather(1, best)[:, 0]); out["nearest_raw"].append(index.gather(1, best)[:, 0])
         if aligned:
-            moved = _align_vectors(arch, neighbours.flatten(0, 1), g.repeat_interleave(c, 0))
+            moved = align_vectors(arch, neighbours.flatten(0, 1), g.repeat_interleave(c, 0))
             matched = (moved - neighbours.flatten(0, 1)).norm(dim=1).view(len(g), c)
             matched = torch.minimum(matched, raw)                                     # the identity is a permutation too
             if barred is not None: matched = matched.masked_fill(barred.gather(1, index), float("inf"))
@@ -294,6 +258,83 @@ def novelty_report(generated: Population,   # generated models
     report["agreement"] = (predicted == known[nearest]).float().mean(1).cpu().numpy().astype(float)
     return report.rename_axis("model")
 
+# %% ../nbs/09_evaluate.ipynb #0501d78c
+@torch.no_grad()
+def agreement(a: Population,               # models
+              b: Population,               # models of the same architecture
+              x: torch.Tensor,             # inputs `[N, *input_shape]`
+              budget: int | None = None    # model-images per forward pass
+              ) -> torch.Tensor:           # `[A, B]` share of inputs on which a_i and b_j predict the same class
+    "Pairwise prediction agreement between two populations, as one matrix product of one-hot predictions."
+    if a.arch != b.arch: raise HyperrepError(f"cannot compare {a.arch.name} with {b.arch.name} models")
+    classes = a.arch.classes
+    one_hot = lambda p: F.one_hot(predictions(p, x, budget), classes).float().flatten(1)
+    return one_hot(a) @ one_hot(b.to(a.device)).T / len(x)
+
+# %% ../nbs/09_evaluate.ipynb #4416be7c
+@torch.no_grad()
+def pairwise_weight_distance(population: Population,  # at least 2 models
+                             aligned: bool = True     # align each pair by weight matching first
+                             ) -> float:              # mean over all pairs
+    "Mean L2 distance between the models of a population over all pairs (aligned: after weight matching)."
+    if len(population) < 2: raise HyperrepError(f"pairwise distances need at least 2 models, got {len(population)}")
+    vectors = population.to_vector().float()
+    first, second = torch.triu_indices(len(vectors), len(vectors), 1, device=vectors.device)
+    distance = (vectors[first] - vectors[second]).norm(dim=1)
+    if aligned:
+        moved = align_vectors(population.arch, vectors[first], vectors[second])
+        distance = torch.minimum(distance, (moved - vectors[first]).norm(dim=1))
+    return float(distance.mean())
+
+def pairwise_disagreement(population: Population,  # at least 2 models
+                          x: torch.Tensor,         # inputs `[N, *input_shape]`
+                          budget: int | None = None  # model-images per forward pass
+                          ) -> float:              # mean over all pairs
+    "Mean share of inputs on which two different models of the population predict different classes."
+    if len(population) < 2: raise HyperrepError(f"pairwise disagreement needs at least 2 models, got {len(population)}")
+    same = agreement(population, population, x, budget)
+    off_diagonal = ~torch.eye(len(population), dtype=torch.bool, device=same.device)
+    return float(1 - same[off_diagonal].mean())
+
+# %% ../nbs/09_evaluate.ipynb #c08a5291
+def diversity_report(population: Population,   # at least 2 models
+                     dataset: Dataset,         # its test split is used
+                     k: int = 10,              # ensemble size of the gain (at most the population size)
+                     draws: int = 15,          # random ensembles
+                     generator: torch.Generator | None = None  # cpu generator of the draws
+                     ) -> dict:                # accuracy, pairwise distances, disagreement, ensemble gain
+    "Accuracy and the three diversity measures of a population."
+    k = min(k, len(population))
+    accuracy = evaluate(population, dataset.x_test, dataset.y_test)["accuracy"]
+    ensembles = ensemble_accuracy(population, dataset.x_test, dataset.y_test, [k], draws, generator).iloc[0]
+    return {"n": len(population), "accuracy_mean": float(accuracy.mean()),
+            "pairwise_distance_aligned": pairwise_weight_distance(population, aligned=True),
+            "pairwise_distance_raw": pairwise_weight_distance(population, aligned=False),
+            "pairwise_disagreement": pairwise_disagreement(population, dataset.x_test),
+            "ensemble_k": k, "ensemble_accuracy": float(ensembles["mean"]),
+            "ensemble_gain": float(ensembles["mean"] - ensembles["members"])}
+
+# %% ../nbs/09_evaluate.ipynb #60ffc12a
+@torch.no_grad()
+def fidelity(reconstructed: Population,  # reconstructions, one per original, in the same order
+             originals: Population,      # the models they reconstruct
+             x: torch.Tensor,            # inputs `[N, *input_shape]`
+             runs=None,                  # run id per original (or a table column): other epochs of one run are not "others"
+             budget: int | None = None   # model-images per forward pass
+             ) -> dict:                  # own and other agreement, their margin (mean over models)
+    "How much more each reconstruction agrees with its own original than with the other originals."
+    if len(reconstructed) != len(originals) or len(originals) < 2:
+        raise HyperrepError(f"expected one reconstruction per original and at least 2 originals, got {len(reconstructed)} and {len(originals)}")
+    same = agreement(reconstructed, originals, x, budget)
+    own = same.diagonal()
+    ids = pd.factorize(_runs(originals, runs) if runs is not None else np.arange(len(originals)))[0]
+    ids = torch.as_tensor(ids, device=same.device)
+    others = ids[:, None] != ids[None, :]
+    if not bool(others.any(1).all()): raise HyperrepError("every original needs another run to compare with: expected at least 2 runs")
+    other = (same * others).sum(1) / others.sum(1)
+    return {"n": len(originals), "own_agreement": float(own.mean()), "other_agreement": float(other.mean()),
+            "margin": float((own - other).mean())}
+
 # %% ../nbs/09_evaluate.ipynb #9d06eb72
 def _fresh_table(table: pd.DataFrame, **columns) -> pd.DataFrame:
     "A copy of a source table without stored metrics, plus `columns`."
@@ -336,7 +377,7 @@ def average_baseline(training: Population,   # the pool to average
     vectors = training.to_vector()[members]                                           # [n, k, N]
     if aligned and k > 1:
         first = vectors[:, :1].expand(-1, k - 1, -1).flatten(0, 1)
-        rest = _align_vectors(training.arch, first, vectors[:, 1:].flatten(0, 1)).view(n, k - 1, -1)
+        rest = align_vectors(training.arch, first, vectors[:, 1:].flatten(0, 1)).view(n, k - 1, -1)
         vectors = torch.cat([vectors[:, :1], rest], 1)
     table = pd.DataFrame({"baseline": "average", "k": k, "aligned": aligned,
                           "members": [row.tolist() for row in members.cpu()]})
@@ -375,14 +416,24 @@ def _points(points) -> tuple[np.ndarray, np.ndarray]:
     if array.ndim != 2 or array.shape[1] != 2: raise HyperrepError(f"expected points [n, 2] of (accuracy, max_iou), got shape {array.shape}")
     return _values(array[:, 0], "accuracy"), _values(array[:, 1], "max_iou")
 
+def chance_ceiling(labels,           # the test labels `[N]`
+                   z: float = 3.0     # standard errors above chance
+                   ) -> float:        # the accuracy a model must exceed not to count as chance
+    "Accuracy of always guessing the most frequent class, plus `z` binomial standard errors over `N` examples."
+    labels = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels).reshape(-1)
+    if len(labels) == 0: raise HyperrepError("no labels: expected the test labels")
+    chance = np.unique(labels, return_counts=True)[1].max() / len(labels)
+    return float(chance + z * np.sqrt(chance * (1 - chance) / len(labels)))
+
 def beats_noise_share(sampler_points,   # the sampler's models: a `novelty_report` or `[n, 2]` (accuracy, max_iou)
-                      noise_points      # the noise baseline's models (all scales together), same form
+                      noise_points,     # the noise baseline's models (all scales together), same form
+                      above: float      # a model must be more accurate than this to count at all (`chance_ceiling(y_test)`)
                       ) -> float:       # share in [0, 1]
-    "Share of a sampler's models more accurate than every noise-baseline model at equal or lower max IoU."
+    "Share of a sampler's models above chance and more accurate than every noise-baseline model at equal or lower max IoU."
     accuracy, iou = _points(sampler_points)
     noise_accuracy, noise_iou = _points(noise_points)
     order = np.argsort(noise_iou, kind="stable")
     frontier = np.maximum.accumulate(noise_accuracy[order])              # best accuracy at IoU <= each sorted IoU
     covered = np.searchsorted(noise_iou[order], iou, side="right")       # noise models at IoU <= each sampler IoU
     best = np.where(covered > 0, frontier[np.maximum(covered - 1, 0)], -np.inf)
-    return float((accuracy > best).mean())
+    return float(((accuracy > best) & (accuracy > above)).mean())

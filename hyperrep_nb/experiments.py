@@ -15,14 +15,14 @@ from .data import Dataset, load_dataset
 from .zoo import Zoo, _timed
 from .tokens import TokenLayout, detokenize
 from .model import HyperAutoencoder, ae_config
-from .train import decode_tokens
+from .train import decode_tokens, train_hyperrep, HyperRepresentation
 from .sampling import make_sampler, fit_sampler, sample_population
-from .evaluate import finetune, summarize, ensemble_accuracy
+from .evaluate import finetune, summarize, ensemble_accuracy, diversity_report
 
 # %% auto #0
-__all__ = ['POPULATION_FORMAT', 'save_population', 'load_population', 'transfer_experiment', 'summarize_runs',
-           'unseen_zoo_experiment', 'unseen_architectures', 'place_weights', 'unseen_architecture_experiment',
-           'bench_sample']
+__all__ = ['POPULATION_FORMAT', 'ABLATION_SETTINGS', 'save_population', 'load_population', 'transfer_experiment',
+           'summarize_runs', 'unseen_zoo_experiment', 'unseen_architectures', 'place_weights',
+           'unseen_architecture_experiment', 'judge_bundle', 'training_ablation', 'bench_sample']
 
 # %% ../nbs/11_experiments.ipynb #583ce224
 POPULATION_FORMAT = "hyperrep-population-1"
@@ -174,6 +174,83 @@ def unseen_architecture_experiment(bundle,           # `HyperRepresentation` of 
         for label, population in ((f"{name} (r. i.)", random), (f"{name} (gen.)", place_weights(samples, random, how))):
             runs[label] = finetune(population, target, epochs, config["lr"], config["weight_decay"], config["batch_size"])
     return runs
+
+# %% ../nbs/11_experiments.ipynb #7d5a326b
+def _setting(permutation: str, target: str, canonical: bool, behaviour: float = 0.0, checkpoint: str = "last") -> dict:
+    "The training fields of one ablation variant."
+    return {"permutation": permutation, "target": target, "canonical": canonical, "behaviour": behaviour, "checkpoint": checkpoint}
+
+ABLATION_SETTINGS = {
+    "paper: random permutations, reconstruct views": _setting("random", "view", False, checkpoint="val"),
+    "bank of 20 permutations, reconstruct views": _setting("bank", "view", False),
+    "as stored, reconstruct the model": _setting("none", "original", False),
+    "canonical, reconstruct the model": _setting("none", "original", True),
+    "canonical, random-permuted views": _setting("random", "original", True),
+    "canonical + behaviour 0.01": _setting("none", "original", True, 0.01),
+    "canonical + behaviour 0.03": _setting("none", "original", True, 0.03),
+    "canonical + behaviour 0.1": _setting("none", "original", True, 0.1),
+}
+
+# %% ../nbs/11_experiments.ipynb #f76241fd
+def judge_bundle(bundle: HyperRepresentation,  # a trained hyper-representation of `zoo`
+                 zoo: Zoo,                     # the zoo it learned from
+                 n: int = 50,                  # models per sampled population
+                 seed: int = 0,                # seed of the samplers and ensembles
+                 data_root=None                # dataset files of the zoo (not needed for digits)
+                 ) -> dict:                    # one flat row of figures
+    "Accuracy, diversity, fidelity and embedding geometry of what a bundle generates (epoch 0, no fine-tuning)."
+    device = bundle.device
+    dataset = load_dataset(zoo.meta.get("dataset", "digits"), root=data_root, device=device)
+    last = bundle.meta["window"][1]
+    anchors = zoo.population(last, device)
+    anchors = anchors[np.flatnonzero(anchors.table["split"].to_numpy() == "train").tolist()]
+    accuracy = anchors.table["test_accuracy"].to_numpy()
+    top = anchors[np.flatnonzero(accuracy >= np.quantile(accuracy, 0.7)).tolist()]
+    accuracy_of = lambda population: float(evaluate(population, dataset.x_test, dataset.y_test)["accuracy"].mean())
+    train = bundle.embeddings[torch.as_tensor(np.flatnonzero(bundle.table["split"].to_numpy() == "train"), device=device)]
+    unit = torch.nn.functional.normalize(train.float(), dim=1)
+    cosine = (1 - unit @ unit.T)[~torch.eye(len(unit), dtype=torch.bool, device=device)]
+    row = {"test_r2": bundle.metrics["r2"], "test_reconstructed": bundle.metrics["reconstructed_accuracy_mean"],
+           "fidelity_margin": bundle.metrics["fidelity"]["margin"], "training": float(top.table["test_accuracy"].mean()),
+           "reconstructed": accuracy_of(bundle.reconstruct(top)), "cosine_distance": float(cosine.mean())}
+    training = diversity_report(top, dataset, generator=_generator(seed))
+    for name in ("S_KDE30", "S_KDE30_joint", "S_U", "S_C"):
+        population = sample_population(bundle, fit_sampler(name, bundle), n, _generator(seed), device)
+        row[name] = accuracy_of(population)
+        if name == "S_KDE30_joint":
+            diversity = diversity_report(population, dataset, generator=_generator(seed))
+            for key in ("pairwise_distance_aligned", "pairwise_disagreement", "ensemble_gain"):
+                row[f"joint_{key}"], row[f"training_{key}"] = diversity[key], training[key]
+    return row
+
+# %% ../nbs/11_experiments.ipynb #2a96ab7b
+def training_ablation(zoo: Zoo,                  # the zoo (its last epoch and the four before it are learned from)
+                      out: str | Path,           # folder of the bundles and ablation.json (resumed when rerun)
+                      variants=None,             # names of `ABLATION_SETTINGS` (None: all)
+                      n: int = 50,               # models per sampled population
+                      preset: str = "cpu",       # autoencoder preset the settings are applied to
+                      device=None,               # None: cuda when available
+                      progress: bool = True,     # a progress bar over the variants
+                      **overrides                # further AEConfig fields for every variant (e.g. epochs=4)
+                      ) -> pd.DataFrame:         # one row per variant
+    "Train a hyper-representation per training setting and judge each on accuracy, diversity and fidelity."
+    from tqdm.auto import tqdm
+    out, device = Path(out), default_device(device)
+    names = list(ABLATION_SETTINGS) if variants is None else list(variants)
+    unknown = [name for name in names if name not in ABLATION_SETTINGS]
+    if unknown: raise HyperrepError(f"unknown ablation variants {unknown}: expected some of {list(ABLATION_SETTINGS)}")
+    saved = out / "ablation.json"
+    rows = read_json(saved) if saved.exists() else {}
+    window = (max(1, zoo.last_epoch - 4), zoo.last_epoch)
+    for name in tqdm(names, disable=not progress, unit="setting"):
+        config = ae_config(preset, **{**ABLATION_SETTINGS[name], **overrides})
+        if name in rows and rows[name]["config"] == config.to_dict(): continue
+        started = time.perf_counter()
+        bundle = train_hyperrep(zoo, out / f"setting_{list(ABLATION_SETTINGS).index(name)}", config, window, device, progress=False)
+        train_s = time.perf_counter() - started
+        rows[name] = {"config": config.to_dict(), "train_s": round(train_s, 1), **judge_bundle(bundle, zoo, n)}
+        write_json(saved, rows)
+    return pd.DataFrame({name: {k: v for k, v in rows[name].items() if k != "config"} for name in names}).T
 
 # %% ../nbs/11_experiments.ipynb #4dfe7d19
 class _FreshBundle:

@@ -17,6 +17,9 @@ __all__ = ['AE_PRESETS', 'AEConfig', 'ae_config', 'check_widths', 'layer_mask', 
            'hyper_loss', 'count_parameters']
 
 # %% ../nbs/06_model.ipynb #53d2156a
+_CHOICES = {"permutation": ("random", "bank", "none"), "target": ("view", "original"), "behaviour_loss": ("kl", "l2"),
+            "behaviour_inputs": ("data", "random"), "checkpoint": ("val", "last")}
+
 @dataclass
 class AEConfig:
     "Shape and training hyperparameters of the hyper-representation autoencoder (paper Table 8)."
@@ -36,6 +39,16 @@ class AEConfig:
     projection_layers: int = 4    # hidden layers of the projection head
     projection_dim: int = 50      # output size of the projection head
     lwln: bool = True             # layer-wise loss normalisation (False: plain MSE, the earlier work's baseline)
+    permutation: str = "random"   # permutation of the encoder's views: "random" (fresh per sample, the paper), "bank", "none"
+    bank_size: int = 20           # permutations in the fixed bank of `permutation="bank"` (the authors' later code: 20)
+    target: str = "view"          # what the decoder reconstructs: "view" (each view's permuted model) or "original" (as stored / canonical)
+    canonical: bool = False       # align every model to a canonical frame (weight matching) first; the bundle keeps the frame
+    behaviour: float = 0.0        # weight of the behavioural loss on decoded models' outputs (0: off)
+    behaviour_loss: str = "kl"    # "kl" (KL divergence of the softmax outputs) or "l2" (squared softmax difference)
+    behaviour_queries: int = 64   # query inputs per batch for the behavioural loss
+    behaviour_inputs: str = "data"  # "data" (the zoo's training inputs) or "random" (standard normal inputs)
+    behaviour_temperature: float = 1.0  # softmax temperature of the behavioural loss
+    checkpoint: str = "val"       # the epoch the bundle keeps: "val" (lowest validation loss) or "last"
 
     def __post_init__(self):
         for name in ("d_token", "d_hidden", "layers", "heads", "d_z", "epochs", "batch_size",
@@ -50,7 +63,18 @@ class AEConfig:
         for name in ("lr", "temperature"):
             if not getattr(self, name) > 0: raise HyperrepError(f"AEConfig.{name} must be positive, got {getattr(self, name)}")
         if not self.weight_decay >= 0: raise HyperrepError(f"AEConfig.weight_decay must be >= 0, got {self.weight_decay}")
-        if not isinstance(self.lwln, bool): raise HyperrepError(f"AEConfig.lwln must be True or False, got {self.lwln!r}")
+        for name in ("lwln", "canonical"):
+            if not isinstance(getattr(self, name), bool): raise HyperrepError(f"AEConfig.{name} must be True or False, got {getattr(self, name)!r}")
+        for name, allowed in _CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise HyperrepError(f"AEConfig.{name}={getattr(self, name)!r}: expected one of {', '.join(map(repr, allowed))}")
+        for name in ("bank_size", "behaviour_queries"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise HyperrepError(f"AEConfig.{name} must be a positive integer, got {value!r}")
+        if not self.behaviour >= 0: raise HyperrepError(f"AEConfig.behaviour must be >= 0, got {self.behaviour}")
+        if not self.behaviour_temperature > 0:
+            raise HyperrepError(f"AEConfig.behaviour_temperature must be positive, got {self.behaviour_temperature}")
 
     def to_dict(self) -> dict:
         "JSON form (see `AEConfig.from_dict`)."
@@ -290,18 +314,25 @@ def hyper_loss(model: HyperAutoencoder,   # the autoencoder
                mask: torch.Tensor,        # [T, W_max] bool real entries
                scale: torch.Tensor,       # [T, W_max] per-entry loss weight (1/sigma_l^2 or ones)
                beta: float,               # weight of the reconstruction loss
-               temperature: float = 0.1   # NT-Xent temperature
-               ) -> dict:                 # loss, reconstruction, contrastive: scalars
-    "The paper's training loss: beta * reconstruction + (1 - beta) * NT-Xent of the projected views."
+               temperature: float = 0.1,  # NT-Xent temperature
+               behaviour=None,            # callable(decoded, targets) -> scalar behavioural loss, both [2B, T, W_max] (None: off)
+               behaviour_weight: float = 0.0  # weight of the behavioural loss, added to the paper's loss
+               ) -> dict:                 # loss, reconstruction, contrastive (and behaviour): scalars
+    "The paper's training loss, beta * reconstruction + (1 - beta) * NT-Xent of the projected views, plus an optional behavioural term."
     if view_a.shape != view_b.shape or target_a.shape != view_a.shape or target_b.shape != view_a.shape:
         raise HyperrepError(f"views and targets must share one shape, got {list(view_a.shape)}, {list(view_b.shape)}, "
                             f"{list(target_a.shape)}, {list(target_b.shape)}")
     B = len(view_a)
     z, reconstruction = model(torch.cat([view_a, view_b]))
-    rec = reconstruction_loss(reconstruction, torch.cat([target_a, target_b]), mask, scale)
+    targets = torch.cat([target_a, target_b])
+    rec = reconstruction_loss(reconstruction, targets, mask, scale)
     projected = head(z)
     con = nt_xent(projected[:B], projected[B:], temperature)
-    return dict(loss=beta * rec + (1 - beta) * con, reconstruction=rec, contrastive=con)
+    losses = dict(loss=beta * rec + (1 - beta) * con, reconstruction=rec, contrastive=con)
+    if behaviour is not None and behaviour_weight > 0:
+        losses["behaviour"] = behaviour(reconstruction, targets)
+        losses["loss"] = losses["loss"] + behaviour_weight * losses["behaviour"]
+    return losses
 
 # %% ../nbs/06_model.ipynb #255d9a95
 def count_parameters(widths,             # [(n_tokens_l, width_l), ...]

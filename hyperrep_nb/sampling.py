@@ -67,10 +67,11 @@ def select_anchors(anchors,                  # embeddings [A, D] (tensor or arra
 class Sampler:
     "Draws new embeddings from a distribution fitted to anchor embeddings."
     name: str = "sampler"        # the paper's name (S_KDE, ...); an instance adds the top percentage (S_KDE30)
+    suffix: str = ""             # a variant's mark after the top percentage (S_KDE30_joint)
     min_anchors: int = 2         # fewest anchors the method can fit
     def __init__(self, top: float | None = None):  # use only anchors whose score is in this top fraction (0.3: S_*30)
         self.top, self.anchors, self.kept, self.dim = _check_top(top), None, None, None
-        self.name = _variant(type(self).name, self.top)
+        self.name = _variant(type(self).name, self.top) + self.suffix
 
     def fit(self, anchors,                 # anchor embeddings [A, D] (tensor or array)
             scores=None,                   # one score per anchor [A] (e.g. test accuracy); needed with `top`
@@ -79,7 +80,7 @@ class Sampler:
         "Fit to the anchors (the best `top` fraction of them by score, when `top` is set)."
         top = self.top if top is None else _check_top(top)
         anchors, kept = select_anchors(anchors, scores, top)
-        name = _variant(type(self).name, top)
+        name = _variant(type(self).name, top) + self.suffix
         if len(anchors) < self.min_anchors:
             raise HyperrepError(f"{name} needs at least {self.min_anchors} anchors, got {len(anchors)}")
         self.top, self.name, self.anchors, self.kept, self.dim = top, name, anchors, kept, anchors.shape[1]
@@ -122,11 +123,14 @@ def silverman_bandwidth(anchors: torch.Tensor  # [A, D]
 
 # %% ../nbs/08_sampling.ipynb #26ed6e5f
 class KDESampler(Sampler):
-    "S_KDE: an independent Gaussian KDE per dimension; every coordinate draws its own anchor and noise."
+    "S_KDE: an independent Gaussian KDE per dimension (every coordinate draws its own anchor), or the joint KDE (one anchor per sample)."
     name = "S_KDE"
     def __init__(self, bandwidth="silverman",    # "silverman" (per dimension), one number, or D numbers
                  clamp: bool = True,             # clamp samples to the tanh box [-1, 1]
-                 top: float | None = None):      # use only the best `top` fraction of anchors (S_KDE30: 0.3)
+                 top: float | None = None,       # use only the best `top` fraction of anchors (S_KDE30: 0.3)
+                 joint: bool = False):           # one anchor per sample plus per-dimension noise (S_KDE_joint)
+        if not isinstance(joint, bool): raise HyperrepError(f"joint={joint!r}: expected True or False")
+        self.joint, self.suffix = joint, "_joint" if joint else ""
         super().__init__(top)
         self.bandwidth, self.clamp, self.h = bandwidth, clamp, None
 
@@ -144,7 +148,8 @@ class KDESampler(Sampler):
 
     def _sample(self, n, generator, device):
         anchors, h = self.anchors.to(device), self.h.to(device)
-        index = _random("randint", (n, self.dim), generator, device, high=len(anchors))  # own anchor per coordinate
+        index = _random("randint", (n, 1 if self.joint else self.dim), generator, device, high=len(anchors))  # per sample / coordinate
+        index = index.expand(n, self.dim)
         noise = _random("randn", (n, self.dim), generator, device)                        # own noise per coordinate
         z = anchors.gather(0, index) + h * noise
         return z.clamp(-1, 1) if self.clamp else z
@@ -153,7 +158,7 @@ class KDESampler(Sampler):
     def log_density(self, z: torch.Tensor,        # embeddings [n, D]
                     per_dimension: bool = False   # return [n, D] instead of the sum over dimensions
                     ) -> torch.Tensor:            # [n] (or [n, D])
-        "Log-density of `z` under the fitted KDE (dimensions independent, no clamping)."
+        "Log-density of `z` under the fitted per-dimension KDE (dimensions independent, no clamping)."
         if self.h is None: raise HyperrepError(f"{self.name}: call fit(anchors) first")
         anchors, h = self.anchors.to(z.device), self.h.to(z.device)
         constant = h.log() + 0.5 * math.log(2 * math.pi) + math.log(len(anchors))
@@ -289,17 +294,18 @@ class GANSampler(Sampler):
         return self.generator(noise).to(device)
 
 # %% ../nbs/08_sampling.ipynb #f22a843a
-SAMPLERS = ("S_U", "S_C", "S_KDE", "S_KDE30", "S_Neigh", "S_Neigh30", "S_GAN", "S_GAN30")
+SAMPLERS = ("S_U", "S_C", "S_KDE", "S_KDE30", "S_KDE_joint", "S_KDE30_joint", "S_Neigh", "S_Neigh30", "S_GAN", "S_GAN30")
 _SAMPLER_CLASSES = {"S_U": UniformSampler, "S_C": CounterfactualSampler, "S_KDE": KDESampler,
                     "S_Neigh": NeighborhoodSampler, "S_GAN": GANSampler}
 
 def make_sampler(name: str,      # one of `SAMPLERS`
                  **options       # constructor arguments of the sampler class (e.g. bandwidth, epochs, top)
                  ) -> Sampler:
-    "A sampler by its paper name; the `30` variants keep the anchors of the best 30% of models."
+    "A sampler by its paper name; the `30` variants keep the anchors of the best 30% of models, `_joint` is the joint KDE."
     if name not in SAMPLERS: raise HyperrepError(f"unknown sampler {name!r}: expected one of {', '.join(SAMPLERS)}")
-    base = name[:-2] if name.endswith("30") else name
-    if name.endswith("30"): options = {"top": 0.3, **options}
+    base = name.removesuffix("_joint")
+    if base != name: options = {"joint": True, **options}
+    if base.endswith("30"): base, options = base[:-2], {"top": 0.3, **options}
     try: return _SAMPLER_CLASSES[base](**options)
     except TypeError as error: raise HyperrepError(f"bad option for {name}: {error}") from error
 

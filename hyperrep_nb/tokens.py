@@ -6,14 +6,17 @@
 from __future__ import annotations
 import math
 from functools import lru_cache
+import numpy as np
 import pandas as pd
 import torch
+from scipy.optimize import linear_sum_assignment
 from .core import HyperrepError
 from .arch import Architecture, Population
 
 # %% auto #0
-__all__ = ['TokenLayout', 'vectors_to_tokens', 'tokens_to_vectors', 'tokenize', 'detokenize', 'permute_tokens', 'erase_tokens',
-           'add_noise', 'Augment']
+__all__ = ['TokenLayout', 'vectors_to_tokens', 'tokens_to_vectors', 'tokenize', 'detokenize', 'permute_tokens',
+           'permutation_bank', 'erase_tokens', 'add_noise', 'Augment', 'align_vectors', 'align_to',
+           'canonical_reference']
 
 # %% ../nbs/05_tokens.ipynb #7d1adb4f
 class TokenLayout:
@@ -120,13 +123,29 @@ def _permutation_index(layout: TokenLayout, perms: list[torch.Tensor]) -> torch.
 
 def permute_tokens(layout: TokenLayout,   # the token layout of the tokens' architecture
                    tokens: torch.Tensor,  # `[B, n_tokens, max_width]`
-                   generator: torch.Generator | None = None  # on the tokens' device; None: global RNG
+                   generator: torch.Generator | None = None,  # on the tokens' device; None: global RNG
+                   bank: list[torch.Tensor] | None = None     # draw from this fixed bank (see `permutation_bank`); None: fresh
                    ) -> torch.Tensor:     # the tokens of functionally identical, permuted models
     "Randomly permute every hidden layer's neurons (with the next layer's inputs), a different permutation per sample."
     _check_tokens(layout, tokens)
     if len(layout.layers) < 2 or len(tokens) == 0: return tokens.clone()
-    index = _permutation_index(layout, _permutations(layout, len(tokens), tokens.device, generator))
+    if bank is None: perms = _permutations(layout, len(tokens), tokens.device, generator)
+    else:
+        choice = torch.randint(len(bank[0]), (len(tokens),), generator=generator, device=tokens.device)
+        perms = [p.to(tokens.device)[choice] for p in bank]
+    index = _permutation_index(layout, perms)
     return tokens.reshape(len(tokens), -1).gather(1, index).view_as(tokens)
+
+def permutation_bank(layout: TokenLayout,   # the token layout of the architecture
+                     size: int,             # permutations in the bank (the authors' later code: 20)
+                     seed: int = 0          # seed of the bank
+                     ) -> list[torch.Tensor]:  # `[size, neurons]` per hidden layer, on the cpu
+    "A fixed bank of `size` permutations of every hidden layer; entry 0 is the identity (the model as stored)."
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise HyperrepError(f"permutation bank size {size!r}: expected a positive integer")
+    bank = _permutations(layout, size, "cpu", torch.Generator().manual_seed(seed))
+    for perm in bank: perm[0] = torch.arange(perm.shape[1])
+    return bank
 
 # %% ../nbs/05_tokens.ipynb #4e084052
 def erase_tokens(tokens: torch.Tensor,            # `[B, n_tokens, max_width]`
@@ -205,3 +224,60 @@ class Augment:
     def __repr__(self):
         return (f"Augment(permute={self.permute}, erase_p={self.erase_p}, erase_scale={self.erase_scale}, "
                 f"noise={self.noise})")
+
+# %% ../nbs/05_tokens.ipynb #2ecd85f3
+def _assign(cost: torch.Tensor) -> torch.Tensor:
+    "Minimal-cost assignments of `[P, n, n]` cost matrices: `perm[p, i]` = column matched to row i."
+    matrices = np.nan_to_num(cost.detach().cpu().double().numpy(), nan=1e30, posinf=1e30, neginf=-1e30)
+    perms = np.stack([linear_sum_assignment(matrix)[1] for matrix in matrices])
+    return torch.as_tensor(perms, dtype=torch.long, device=cost.device)
+
+def align_vectors(arch: Architecture,       # the architecture of the vectors
+                  reference: torch.Tensor,  # `[P, N]` one reference vector per vector
+                  vectors: torch.Tensor     # `[P, N]` flat vectors to permute
+                  ) -> torch.Tensor:        # `[P, N]` the same functions, neurons renumbered
+    "Flat vectors with hidden neurons permuted to match their reference pairwise (layer-wise Hungarian matching)."
+    pairs, out, perm = len(vectors), vectors.clone(), None
+    if pairs == 0: return out
+    for l, (layer, block) in enumerate(zip(arch.layout, [1] + arch.permutation_blocks())):
+        weight = vectors[:, layer.weight_slice].reshape(pairs, layer.neurons, -1)
+        bias = vectors[:, layer.bias_slice]
+        if perm is not None:   # the previous layer's neurons moved: move their input blocks along
+            blocks = weight.reshape(pairs, layer.neurons, -1, block)
+            weight = blocks.gather(2, perm[:, None, :, None].expand_as(blocks)).reshape(pairs, layer.neurons, -1)
+        if l < len(arch.layout) - 1:
+            ref = torch.cat([reference[:, layer.weight_slice].reshape(pairs, layer.neurons, -1), reference[:, layer.bias_slice, None]], 2)
+            mine = torch.cat([weight, bias[..., None]], 2)
+            perm = _assign(torch.cdist(ref, mine, compute_mode="donot_use_mm_for_euclid_dist").square())
+            weight, bias = weight.gather(1, perm[..., None].expand_as(weight)), bias.gather(1, perm)
+        out[:, layer.weight_slice], out[:, layer.bias_slice] = weight.reshape(pairs, -1), bias
+    return out
+
+@torch.no_grad()
+def align_to(reference: Population,   # one model, or one per model of `population`
+             population: Population   # models to permute
+             ) -> Population:         # the same functions, neurons renumbered (table kept)
+    "Permute each model's hidden neurons to best match the reference model (layer-wise Hungarian matching)."
+    if reference.arch != population.arch:
+        raise HyperrepError(f"cannot align {population.arch.name} models to a {reference.arch.name} reference")
+    if len(reference) not in (1, len(population)):
+        raise HyperrepError(f"reference has {len(reference)} models: expected 1 or {len(population)} (one per model)")
+    vectors = population.to_vector()
+    ref = reference.to_vector().to(vectors.device).expand(len(population), -1)
+    return Population.from_vector(population.arch, align_vectors(population.arch, ref, vectors), population.table)
+
+# %% ../nbs/05_tokens.ipynb #00578ca1
+@torch.no_grad()
+def canonical_reference(population: Population,  # the models that define the frame (e.g. a zoo's train split)
+                        iterations: int = 10      # at most this many align-and-average rounds
+                        ) -> Population:          # one model: the mean of the aligned population
+    "The reference of a canonical frame: the mean of the population, iteratively aligned to it (weight matching)."
+    if len(population) < 2: raise HyperrepError(f"a canonical frame needs at least 2 models, got {len(population)}")
+    vectors = population.to_vector().float()
+    reference = vectors[(vectors - vectors.mean(0)).norm(dim=1).argmin()]
+    aligned = None
+    for _ in range(iterations):
+        moved = align_vectors(population.arch, reference.expand_as(vectors), vectors)
+        if aligned is not None and torch.equal(moved, aligned): break
+        aligned, reference = moved, moved.mean(0)
+    return Population.from_vector(population.arch, reference[None], pd.DataFrame({"reference": ["canonical"]}))

@@ -10,20 +10,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from sklearn.linear_model import RidgeCV
 from sklearn.metrics import r2_score
 from tqdm.auto import tqdm
 from .core import HyperrepError, default_device, in_test, write_json, read_json, save_tensors, load_tensors
-from .arch import Architecture, Population, evaluate
+from .arch import Architecture, Population, evaluate, population_forward
 from .data import load_dataset
 from .zoo import Zoo
-from .tokens import TokenLayout, tokenize, detokenize, tokens_to_vectors, permute_tokens, Augment
+from .tokens import (TokenLayout, tokenize, detokenize, tokens_to_vectors, permute_tokens, permutation_bank, Augment,
+                                align_to, canonical_reference)
+from .evaluate import fidelity
 from .model import AEConfig, ae_config, HyperAutoencoder, ProjectionHead, hyper_loss, reconstruction_loss, layer_scale
 
 # %% auto #0
-__all__ = ['BUNDLE_FORMAT', 'MAX_GRAD_NORM', 'zoo_samples', 'layer_sigmas', 'reconstruction_r2', 'decode_tokens', 'Trainer',
-           'property_probe', 'write_bundle', 'train_hyperrep', 'HyperRepresentation', 'describe_bundle',
-           'linear_code_yardstick', 'bench_ae']
+__all__ = ['BUNDLE_FORMAT', 'MAX_GRAD_NORM', 'zoo_samples', 'layer_sigmas', 'reconstruction_r2', 'decode_tokens',
+           'behaviour_loss', 'Trainer', 'property_probe', 'write_bundle', 'train_hyperrep', 'HyperRepresentation',
+           'describe_bundle', 'linear_code_yardstick', 'bench_ae']
 
 # %% ../nbs/07_train.ipynb #9d53b545
 def zoo_samples(zoo: Zoo,                    # the zoo to learn from
@@ -99,6 +102,25 @@ def decode_tokens(model: HyperAutoencoder,  # the autoencoder
     with _autocast(z.device):
         return torch.cat([model.decode(z[i:i + batch]).float() for i in range(0, len(z), batch)])
 
+# %% ../nbs/07_train.ipynb #70b70beb
+def behaviour_loss(arch: Architecture,      # the architecture of the decoded models
+                   layout: TokenLayout,     # its token layout
+                   decoded: torch.Tensor,   # `[B, T, W]` decoded tokens (gradients flow through these)
+                   targets: torch.Tensor,   # `[B, T, W]` the tokens of the models they should behave like
+                   queries: torch.Tensor,   # `[Q, *input_shape]` query inputs shared by all models
+                   kind: str = "kl",        # "kl" or "l2" (squared difference of the softmax outputs)
+                   temperature: float = 1.0 # softmax temperature
+                   ) -> torch.Tensor:       # scalar: mean over models and queries
+    "How differently decoded models and their targets behave on query inputs, batched over models."
+    params = lambda tokens: Population.from_vector(arch, tokens_to_vectors(layout, tokens.float())).params
+    logits = population_forward(arch, params(decoded), queries).float() / temperature
+    with torch.no_grad(): reference = population_forward(arch, params(targets), queries).float() / temperature
+    if kind == "kl":
+        divergence = F.kl_div(logits.log_softmax(-1), reference.log_softmax(-1), log_target=True, reduction="none")
+        return divergence.sum(-1).mean() * temperature ** 2
+    if kind == "l2": return (logits.softmax(-1) - reference.softmax(-1)).square().sum(-1).mean()
+    raise HyperrepError(f"behaviour loss {kind!r}: expected 'kl' or 'l2'")
+
 # %% ../nbs/07_train.ipynb #79216e31
 class Trainer:
     "Trains a hyper-representation on a zoo, with checkpoints, resume and validation metrics."
@@ -108,7 +130,8 @@ class Trainer:
                  window: tuple = (21, 25),        # epochs of the zoo to learn from
                  device=None,                     # None: cuda when available
                  seed: int = 0,                   # seed of initialisation, batches and augmentations
-                 eval_every: int | None = None):  # epochs between validations (None: about 40 per run)
+                 eval_every: int | None = None,   # epochs between validations (None: about 40 per run)
+                 data_root=None):                 # dataset files of the zoo (behavioural queries; not needed for digits)
         self.zoo = zoo if isinstance(zoo, Zoo) else Zoo(zoo)
         self.out, self.config, self.window, self.seed = Path(out), config, tuple(window), seed
         self.device = default_device(device)
@@ -118,6 +141,12 @@ class Trainer:
         self.rows = {s: torch.as_tensor(np.flatnonzero(split == s), device=self.device) for s in ("train", "val", "test")}
         if len(self.rows["train"]) == 0 or len(self.rows["val"]) == 0:
             raise HyperrepError(f"zoo {self.zoo.path} needs train and val models; it has {dict(pd.Series(split).value_counts())}")
+        self.reference = canonical_reference(detokenize(self.zoo.arch, self.tokens[self.rows["train"]])) if config.canonical else None
+        if self.reference is not None: self.tokens = tokenize(align_to(self.reference, detokenize(self.zoo.arch, self.tokens)))
+        self.bank = permutation_bank(self.layout, config.bank_size, seed) if config.permutation == "bank" else None
+        self.queries = None
+        if config.behaviour > 0 and config.behaviour_inputs == "data":
+            self.queries = load_dataset(self.zoo.meta.get("dataset", "digits"), root=data_root, device=self.device).x_train
         self.sigmas = layer_sigmas(self.layout, self.tokens[self.rows["train"]])
         self.mask = self.layout.on(self.device)["mask"]
         self.scale = layer_scale(self.layout.widths, self.sigmas if config.lwln else None).to(self.device)
@@ -169,15 +198,14 @@ class Trainer:
         torch.manual_seed(self.seed * 100_003 + epoch)          # dropout: a resumed run repeats the same epochs
         generator = torch.Generator(self.device).manual_seed(self.seed * 100_003 + epoch)
         order = self.rows["train"][torch.randperm(len(self.rows["train"]), generator=generator, device=self.device)]
-        totals, batches = {"loss": 0.0, "reconstruction": 0.0, "contrastive": 0.0}, 0
+        totals, batches = {"loss": 0.0, "reconstruction": 0.0, "contrastive": 0.0, "behaviour": 0.0}, 0
         for start in range(0, len(order), self.config.batch_size):
             tokens = self.tokens[order[start:start + self.config.batch_size]]
             if len(tokens) < 2: continue
-            target_a, target_b = permute_tokens(self.layout, tokens, generator), permute_tokens(self.layout, tokens, generator)
-            view_a, view_b = self.erase(target_a, generator), self.erase(target_b, generator)
+            view_a, view_b, target_a, target_b = self.views(tokens, generator)
             with _autocast(self.device):
                 losses = hyper_loss(self.model, self.head, view_a, view_b, target_a, target_b, self.mask, self.scale,
-                                    self.config.beta, self.config.temperature)
+                                    self.config.beta, self.config.temperature, self.behaviour(generator), self.config.behaviour)
             if not torch.isfinite(losses["loss"]):
                 raise HyperrepError(f"training diverged: the loss became {float(losses['loss'].detach())} at epoch {epoch}; the last good "
                                     f"checkpoint (epoch {self.state['epoch']}) is kept in {self.out}; try a lower learning rate")
@@ -185,9 +213,26 @@ class Trainer:
             losses["loss"].backward()
             torch.nn.utils.clip_grad_norm_(self.parameters, MAX_GRAD_NORM)
             self.optimizer.step()
-            for k in totals: totals[k] += float(losses[k].detach())
+            for k in losses: totals[k] += float(losses[k].detach())
             batches += 1
         return {k: v / max(batches, 1) for k, v in totals.items()}
+
+    def views(self, tokens: torch.Tensor, generator: torch.Generator) -> tuple:
+        "The two encoder views of a batch and what each must reconstruct, as the config's permutation and target say."
+        if self.config.permutation == "none": a = b = tokens
+        else: a, b = (permute_tokens(self.layout, tokens, generator, self.bank) for _ in range(2))
+        targets = (a, b) if self.config.target == "view" else (tokens, tokens)
+        return self.erase(a, generator), self.erase(b, generator), *targets
+
+    def behaviour(self, generator: torch.Generator):
+        "The behavioural loss of this batch on freshly drawn query inputs (None when its weight is 0)."
+        config, arch = self.config, self.zoo.arch
+        if config.behaviour == 0: return None
+        if self.queries is None:
+            queries = torch.randn(config.behaviour_queries, *arch.input_shape, generator=generator, device=self.device)
+        else: queries = self.queries[torch.randint(len(self.queries), (config.behaviour_queries,), generator=generator, device=self.device)]
+        return lambda decoded, targets: behaviour_loss(arch, self.layout, decoded, targets, queries, config.behaviour_loss,
+                                                       config.behaviour_temperature)
 
     def validate(self, split: str = "val") -> dict:
         "Reconstruction loss (as trained) and R2 on a split."
@@ -213,8 +258,8 @@ class Trainer:
                                               "val_loss": round(val["loss"], 6), "val_r2": round(val["r2"], 4),
                                               "val_r2_per_layer": [round(r, 4) for r in val["r2_per_layer"]]})
                 self.state["epoch"] = epoch
-                if val["loss"] < self.state["best_val_loss"]:
-                    self.state["best_epoch"], self.state["best_val_loss"] = epoch, val["loss"]
+                if val["loss"] < self.state["best_val_loss"] or self.config.checkpoint == "last":   # best_epoch: the kept one
+                    self.state["best_epoch"], self.state["best_val_loss"] = epoch, min(val["loss"], self.state["best_val_loss"])
                     save_tensors(self.out / "autoencoder.safetensors", self.model.state_dict())
                 self.save_state()
                 bar.set_postfix(loss=f"{losses['loss']:.4f}", val_r2=f"{val['r2']:.3f}")
@@ -242,16 +287,20 @@ def write_bundle(trainer: Trainer, data_root=None) -> Path:
     reconstructed = detokenize(trainer.zoo.arch, reconstruction[test])
     accuracy = evaluate(reconstructed, dataset.x_test, dataset.y_test)["accuracy"].numpy()
     original = table["test_accuracy"].to_numpy()[test.cpu().numpy()]
+    originals = detokenize(trainer.zoo.arch, trainer.tokens[test], table.iloc[test.cpu().numpy()])
     embeddings, split = z.cpu().numpy(), table["split"].to_numpy()
     metrics = {**quality, "split": test_split, "reconstructed_accuracy_mean": float(accuracy.mean()),
                "original_accuracy_mean": float(original.mean()),
                "reconstructed_to_original_accuracy": float(accuracy.mean() / original.mean()),
                "probe_r2_test_accuracy": property_probe(embeddings, table["test_accuracy"].to_numpy(), split),
                "probe_r2_epoch": property_probe(embeddings, table["epoch"].to_numpy().astype(float), split),
+               "fidelity": fidelity(reconstructed, originals, dataset.x_test, runs="model"),
+               "frame": "canonical" if trainer.reference is not None else "as stored",
                "layer_sigma": trainer.sigmas.tolist(), "lwln": trainer.config.lwln,
                "best_epoch": trainer.state["best_epoch"], "epochs": trainer.state["epoch"],
                "train_seconds": round(trainer.state["train_seconds"], 1), "history": trainer.state["history"]}
     save_tensors(out / "embeddings.safetensors", {"z": z})
+    if trainer.reference is not None: save_tensors(out / "reference.safetensors", {"vector": trainer.reference.to_vector()})
     write_json(out / "samples.json", table.to_dict("list"))
     write_json(out / "normalisation.json", {"sigma": trainer.sigmas.tolist(), "lwln": trainer.config.lwln})
     write_json(out / "metrics.json", metrics)
@@ -271,7 +320,7 @@ def train_hyperrep(zoo: Zoo | str | Path,    # the zoo (or its folder)
                    until: int | None = None  # stop after this epoch; rerun to continue
                    ) -> "HyperRepresentation | None":  # the bundle (None when stopped early by `until`)
     "Train (or resume) a hyper-representation and write its bundle."
-    trainer = Trainer(zoo, out, config, window, device, seed, eval_every)
+    trainer = Trainer(zoo, out, config, window, device, seed, eval_every, data_root)
     trainer.try_resume()
     trainer.fit(progress, until)
     if trainer.state["epoch"] < config.epochs: return None
@@ -296,6 +345,10 @@ class HyperRepresentation:
         self.table = pd.DataFrame(read_json(self.path / "samples.json"))
         self.metrics = read_json(self.path / "metrics.json")
         self.sigmas = torch.tensor(read_json(self.path / "normalisation.json")["sigma"])
+        self.reference = None   # the canonical frame the autoencoder works in (None: models as stored)
+        if self.config.canonical:
+            vector = load_tensors(self.path / "reference.safetensors", self.device)["vector"]
+            self.reference = Population.from_vector(self.arch, vector)
 
     def _check(self, population: Population):
         if population.arch != self.arch:
@@ -303,9 +356,11 @@ class HyperRepresentation:
                                 f"not {population.arch.name} ({population.arch.n_params} parameters)")
 
     def encode(self, population: Population) -> torch.Tensor:
-        "Embeddings `[M, d_z]` of a population of the bundle's architecture."
+        "Embeddings `[M, d_z]` of a population of the bundle's architecture (mapped to the bundle's canonical frame first, if any)."
         self._check(population)
-        return _embed(self.model, tokenize(population.to(self.device)))[0]
+        population = population.to(self.device)
+        if self.reference is not None: population = align_to(self.reference, population)
+        return _embed(self.model, tokenize(population))[0]
 
     def decode(self, z: torch.Tensor, table: pd.DataFrame | None = None, batch: int = 512) -> Population:
         "The population that embeddings `z [M, d_z]` decode to."
@@ -334,6 +389,13 @@ def describe_bundle(bundle: HyperRepresentation) -> str:
              f"{m['split']} accuracy: reconstructed {m['reconstructed_accuracy_mean']:.3f} vs original {m['original_accuracy_mean']:.3f} "
              f"({100 * m['reconstructed_to_original_accuracy']:.1f}%)",
              f"linear probe R2 (test): accuracy {m['probe_r2_test_accuracy']:.3f}, epoch {m['probe_r2_epoch']:.3f}"]
+    if "fidelity" in m:   # bundles written before the training settings of issue 10 lack these
+        lines.insert(4, f"training: permutation {c.permutation}, target {c.target}, frame {m['frame']}, behavioural loss "
+                        + (f"{c.behaviour_loss} x {c.behaviour} on {c.behaviour_queries} {c.behaviour_inputs} queries" if c.behaviour else "off")
+                        + f", kept checkpoint: {c.checkpoint}")
+        f = m["fidelity"]
+        lines.append(f"{m['split']} fidelity: agreement with own original {f['own_agreement']:.3f}, with other originals "
+                     f"{f['other_agreement']:.3f}, margin {f['margin']:.3f}")
     return "\n".join(lines)
 
 # %% ../nbs/07_train.ipynb #1b73ade1
@@ -386,12 +448,13 @@ def linear_code_yardstick(zoo: Zoo,                           # the zoo (its tra
 def bench_ae(preset: str = "cpu",     # autoencoder preset (`AE_PRESETS`)
              device=None,             # None: cuda when available
              steps: int = 10,         # timed training steps (after 2 warm-up steps)
-             models: int = 1000       # population size for encode+decode
+             models: int = 1000,      # population size for encode+decode
+             behaviour: float | None = None  # weight of the behavioural loss (None: the preset's)
              ) -> dict:
-    "Training samples/s and encode+decode models/s of an autoencoder preset on paper-CNN tokens."
+    "Training samples/s and encode+decode models/s of an autoencoder preset on paper-CNN tokens, with the preset's training setting."
     from hyperrep_nb.arch import paper_cnn
     from hyperrep_nb.zoo import _timed
-    device, config = default_device(device), ae_config(preset)
+    device, config = default_device(device), ae_config(preset, **({} if behaviour is None else {"behaviour": behaviour}))
     layout = TokenLayout(paper_cnn())
     population = Population.init(paper_cnn(), range(models), device=device)
     tokens = tokenize(population)
@@ -400,10 +463,14 @@ def bench_ae(preset: str = "cpu",     # autoencoder preset (`AE_PRESETS`)
     optimizer = torch.optim.AdamW([*model.parameters(), *head.parameters()], lr=config.lr)
     mask, scale, erase = layout.on(device)["mask"], layer_scale(layout.widths).to(device), Augment(layout, permute=False)
     batch = tokens[:config.batch_size]
+    queries = torch.randn(config.behaviour_queries, *paper_cnn().input_shape, device=device)
+    behaviour_term = lambda decoded, targets: behaviour_loss(paper_cnn(), layout, decoded, targets, queries, config.behaviour_loss)
     def step():
-        target_a, target_b = permute_tokens(layout, batch), permute_tokens(layout, batch)
+        views = [batch if config.permutation == "none" else permute_tokens(layout, batch) for _ in range(2)]
+        targets = views if config.target == "view" else [batch, batch]
         with _autocast(device):
-            loss = hyper_loss(model, head, erase(target_a), erase(target_b), target_a, target_b, mask, scale, config.beta)["loss"]
+            loss = hyper_loss(model, head, erase(views[0]), erase(views[1]), *targets, mask, scale, config.beta,
+                              config.temperature, behaviour_term, config.behaviour)["loss"]
         optimizer.zero_grad(set_to_none=True); loss.backward(); optimizer.step()
     def train():
         for _ in range(steps): step()
@@ -413,7 +480,8 @@ def bench_ae(preset: str = "cpu",     # autoencoder preset (`AE_PRESETS`)
         detokenize(paper_cnn(), decode_tokens(model, _embed(model, tokenize(population))[0]))
     roundtrip()
     roundtrip_s = _timed(roundtrip, device)
-    return {"bench": "ae", "device": str(device), "threads": torch.get_num_threads(), "preset": preset,
+    return {"bench": "ae", "device": str(device), "threads": torch.get_num_threads(), "preset": preset, "behaviour": config.behaviour,
+            "permutation": config.permutation, "target": config.target,
             "parameters": sum(p.numel() for p in model.parameters()), "batch_size": config.batch_size,
             "train_samples_per_s": round(steps * len(batch) / train_s, 1),
             "encode_decode_models_per_s": round(models / roundtrip_s, 1), "models": models}

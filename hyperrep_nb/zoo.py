@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from .core import HyperrepError, default_device, in_test, write_json, read_json, save_tensors, load_tensors
-from .arch import Architecture, Population, paper_cnn, population_forward, evaluate
-from .data import Dataset, load_dataset, split_shift
+from .arch import Architecture, Population, paper_cnn, population_forward, evaluate, ACTIVATIONS, INIT_SCHEMES
+from .data import Dataset, load_dataset, split_shift, DATASETS
 
 # %% auto #0
 __all__ = ['ZOO_PRESETS', 'ZOO_FORMAT', 'METRICS', 'ZooConfig', 'zoo_config', 'dataset_channels', 'zoo_architecture',
@@ -36,6 +36,23 @@ class ZooConfig:
     first_seed: int = 1              # seeds are first_seed .. first_seed + models - 1
     split_seed: int = 0              # seed of the 70/15/15 model split
     preset: str = "custom"           # the preset it came from
+
+    def __post_init__(self):
+        "Refuse a setting that cannot train a zoo, with the field's name and what it expects."
+        for name, lowest in (("batch_size", 1), ("epochs", 1), ("models", 1), ("first_seed", 0), ("split_seed", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lowest:
+                raise HyperrepError(f"ZooConfig.{name} must be an integer >= {lowest}, got {value!r}")
+        for name, positive in (("lr", True), ("weight_decay", False)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (positive and value == 0):
+                raise HyperrepError(f"ZooConfig.{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
+        if self.activation not in ACTIVATIONS:
+            raise HyperrepError(f"ZooConfig.activation={self.activation!r}: expected one of {', '.join(ACTIVATIONS)}")
+        if self.init not in INIT_SCHEMES:
+            raise HyperrepError(f"ZooConfig.init={self.init!r}: expected one of {', '.join(INIT_SCHEMES)}")
+        if split_shift(self.dataset)[0] not in DATASETS:
+            raise HyperrepError(f"ZooConfig.dataset={self.dataset!r}: expected one of {', '.join(DATASETS)} (optionally with a domain suffix)")
 
     def to_dict(self) -> dict: return asdict(self)
 

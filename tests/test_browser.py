@@ -203,8 +203,8 @@ def test_offline_docs_draw_figures_and_widgets(page, serve, tmp_path, monkeypatc
     nbs.mkdir()
     execute(write_notebook(nbs / "01_figure.ipynb", "Figure", FIGURE_CELLS))
     widget_nb = execute(write_notebook(nbs / "02_widget.ipynb", "Widget", WIDGET_CELLS))
-    assert compact_widgets.compact(widget_nb) == 1, "the saved FigureWidget carried plotly's bundle"
-    compact_widgets.compact(execute(write_notebook(nbs / "03_package.ipynb", "Package widget", PACKAGE_CELLS)))
+    assert compact_widgets(widget_nb) == 1, "the saved FigureWidget carried plotly's bundle"
+    compact_widgets(execute(write_notebook(nbs / "03_package.ipynb", "Package widget", PACKAGE_CELLS)))
     shutil.copytree(assets, site / "_static")
     build_offline_docs(nbs, site, download=False)
     base = serve(site)
