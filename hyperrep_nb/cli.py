@@ -110,6 +110,16 @@ def _cmd_evaluate(args):
     if args.out: write_json(args.out, result)
     print(json.dumps(result, indent=1))
 
+def _cmd_ablate(args):
+    "Train one hyper-representation per training setting on a zoo and print the ablation table."
+    import pandas as pd
+    from hyperrep_nb.zoo import Zoo
+    from hyperrep_nb.experiments import training_ablation
+    variants = [v.strip() for v in args.variants.split(";")] if args.variants else None
+    overrides = {"epochs": args.epochs} if args.epochs else {}
+    table = training_ablation(Zoo(args.zoo), args.out, variants, args.n, device=args.device, progress=not args.quiet, **overrides)
+    with pd.option_context("display.width", 250, "display.max_columns", 30): print(table.round(3).to_string())
+
 def _cmd_download(args):
     "Download a dataset."
     from hyperrep_nb.data import download_dataset
@@ -209,6 +219,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--finetune-epochs", type=int, default=0); ev.add_argument("--lr", type=float)
     ev.add_argument("--out", help="write the result as JSON here too"); ev.add_argument("--device")
     ev.set_defaults(run=_cmd_evaluate)
+
+    ablate = commands.add_parser("ablate", help="which training setting generates working, diverse models: one bundle per setting, judged")
+    ablate.add_argument("--zoo", required=True, help="zoo folder (its last 5 epochs are learned from)")
+    ablate.add_argument("--out", required=True, help="folder of the bundles and ablation.json (resumed when rerun)")
+    ablate.add_argument("--variants", help="';'-separated names of hyperrep_nb.experiments.ABLATION_SETTINGS (default: all)")
+    ablate.add_argument("--n", type=int, default=50, help="models per sampled population")
+    ablate.add_argument("--epochs", type=int, help="autoencoder epochs (default: the cpu preset's)")
+    ablate.add_argument("--device"); ablate.add_argument("--quiet", action="store_true")
+    ablate.set_defaults(run=_cmd_ablate)
 
     down = commands.add_parser("download", help="download a dataset from its canonical source")
     down.add_argument("name", help="mnist, fashion_mnist, svhn, cifar10 or stl10")

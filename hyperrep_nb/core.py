@@ -4,15 +4,15 @@
 
 # %% ../nbs/00_core.ipynb #1deb4e52
 from __future__ import annotations
-import json, os, tempfile
+import json, os, tempfile, time
 from contextlib import contextmanager
 from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
 # %% auto #0
-__all__ = ['HyperrepError', 'default_device', 'in_test', 'keep_torch_threads', 'atomic_write_bytes', 'write_json', 'read_json',
-           'save_tensors', 'load_tensors']
+__all__ = ['HyperrepError', 'default_device', 'in_test', 'keep_torch_threads', 'timed', 'atomic_write_bytes', 'write_json',
+           'read_json', 'save_tensors', 'load_tensors']
 
 # %% ../nbs/00_core.ipynb #94a9b8f9
 class HyperrepError(Exception):
@@ -39,6 +39,18 @@ def keep_torch_threads():
     threads = torch.get_num_threads()
     try: yield
     finally: torch.set_num_threads(threads)
+
+# %% ../nbs/00_core.ipynb #ed609700
+def timed(fn,                                   # a callable without arguments
+          device: str | torch.device = "cpu"    # where `fn` computes (cuda: synchronised before and after)
+          ) -> float:                           # seconds
+    "Wall-clock seconds `fn()` takes, counting the GPU work it queued."
+    device = torch.device(device)
+    if device.type == "cuda": torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    fn()
+    if device.type == "cuda": torch.cuda.synchronize(device)
+    return time.perf_counter() - start
 
 # %% ../nbs/00_core.ipynb #b44a10f0
 def _temporary(path: Path) -> tuple[int, str]:

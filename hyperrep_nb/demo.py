@@ -4,7 +4,8 @@
 
 # %% ../nbs/10_demo.ipynb #a759881c
 from __future__ import annotations
-import json, time
+import json, multiprocessing, time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from tqdm.auto import tqdm
 import numpy as np
@@ -14,16 +15,17 @@ from .core import HyperrepError, default_device, write_json, read_json, atomic_w
 from .arch import Population
 from .data import load_dataset
 from .zoo import Zoo, zoo_config, train_zoo
-from .model import ae_config
+from .model import AEConfig, ae_config
 from .train import train_hyperrep, HyperRepresentation
 from .sampling import SAMPLERS, fit_sampler, sample_population
 from .experiments import transfer_experiment, unseen_zoo_experiment, unseen_architecture_experiment, summarize_runs
 from .evaluate import (finetune, ensemble_accuracy, summarize, compare, novelty_report, noise_baseline,
                                   average_baseline, gaussian_baseline, latent_noise_baseline, beats_noise_share,
-                                  chance_ceiling, diversity_report)
+                                  chance_ceiling, diversity_report, reference_distances)
 
 # %% auto #0
-__all__ = ['NOISE_SCALES', 'FULL_EVALUATIONS', 'generated_populations', 'run_demo', 'results_table', 'report_html']
+__all__ = ['NOISE_SCALES', 'FULL_EVALUATIONS', 'generated_populations', 'train_autoencoders', 'run_demo', 'results_table',
+           'report_html']
 
 # %% ../nbs/10_demo.ipynb #2cba430e
 def _population_stats(accuracies: pd.DataFrame) -> dict:
@@ -76,6 +78,29 @@ def generated_populations(bundle: HyperRepresentation,   # the LWLN hyper-repres
     populations["seen"] = seen[np.flatnonzero(seen.table["split"].to_numpy() == "train").tolist()]
     return populations, timings
 
+# %% ../nbs/10_demo.ipynb #2ddbeda7
+def _train_one(job: tuple):
+    "Train one autoencoder on the cpu with a given number of threads (a worker process's job; the bundle lands on disk)."
+    zoo_path, out, config, window, threads, progress = job
+    torch.set_num_threads(threads)
+    train_hyperrep(zoo_path, out, AEConfig.from_dict(config), window, "cpu", progress=progress)
+
+def train_autoencoders(zoo: Zoo,                       # the zoo
+                       out: Path,                      # each bundle goes to out / name
+                       configs: dict[str, AEConfig],   # name -> autoencoder config
+                       window: tuple,                  # zoo epochs to learn from
+                       device,                         # where to train
+                       progress: bool = True           # progress bars
+                       ) -> dict[str, HyperRepresentation]:
+    "Train (or resume) several autoencoders: side by side in worker processes sharing the cores on a multi-core CPU, else in turn."
+    threads = torch.get_num_threads()
+    if device.type == "cpu" and len(configs) > 1 and threads >= len(configs):
+        jobs = [(str(zoo.path), str(out / name), config.to_dict(), tuple(window), threads // len(configs), progress)
+                for name, config in configs.items()]
+        with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool: list(pool.map(_train_one, jobs))
+        return {name: HyperRepresentation(out / name, device) for name in configs}
+    return {name: train_hyperrep(zoo, out / name, config, window, device, progress=progress) for name, config in configs.items()}
+
 # %% ../nbs/10_demo.ipynb #5e4b7143
 def _demo_settings(n, finetune_epochs, device, zoo: Zoo, ae_epochs, gan_epochs) -> dict:
     "What a demo's results depend on (JSON-able), to refuse reusing results of other settings."
@@ -115,7 +140,9 @@ def _core_results(out: Path, bundle, baseline, zoo: Zoo, n: int, finetune_epochs
     timings["ensembles_s"] = round(time.perf_counter() - stage, 1)
     stage = time.perf_counter()
     novelty_names = [k for k in populations if k != "B_T"]
-    reports = {name: novelty_report(populations[name], seen, dataset, "seed") for name in bar(novelty_names, "novelty", "population")}
+    reference = reference_distances(seen, "seed", aligned=True)     # the same scale for every report: computed once
+    reports = {name: novelty_report(populations[name], seen, dataset, "seed", reference=reference)
+               for name in bar(novelty_names, "novelty", "population")}
     noise, above = pd.concat([reports[k] for k in reports if k.startswith("noise_")]), chance_ceiling(dataset.y_test)
     novelty = {name: {"accuracy_mean": float(r["test_accuracy"].mean()), "max_iou_mean": float(r["max_iou"].mean()),
                       "distance_raw_mean": float(r["distance_raw"].mean()), "distance_aligned_mean": float(r["distance_aligned"].mean()),
@@ -152,8 +179,9 @@ def run_demo(out: str | Path = "demo_out",   # output folder (resumed when rerun
     last = zoo.config["epochs"]
     window, overrides = (max(1, last - 4), last), {"epochs": ae_epochs} if ae_epochs else {}
     stage = time.perf_counter()
-    bundle = train_hyperrep(zoo, out / "hyperrep", ae_config("cpu", **overrides), window=window, device=device, progress=progress)
-    baseline = train_hyperrep(zoo, out / "baseline", ae_config("cpu", lwln=False, **overrides), window=window, device=device, progress=progress)
+    configs = {"hyperrep": ae_config("cpu", **overrides), "baseline": ae_config("cpu", lwln=False, **overrides)}
+    bundles = train_autoencoders(zoo, out, configs, window, device, progress)
+    bundle, baseline = bundles["hyperrep"], bundles["baseline"]
     autoencoders_s = round(time.perf_counter() - stage, 1)
     saved, settings = out / "results.json", _demo_settings(n, finetune_epochs, device, zoo, ae_epochs, gan_epochs)
     if saved.exists():
@@ -252,7 +280,7 @@ def report_html(results: dict, reports: dict) -> str:
     parts = [pio.to_html(f, full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figures)]
     novelty_table = pd.DataFrame(results["novelty"]).T.round(3).to_html()
     diversity_table = pd.DataFrame(results["diversity"]).T.round(3).to_html()
-    fidelity = pd.DataFrame({name: bundle["fidelity"] for name, bundle in results["hyperrep"].items()}).T.round(3).to_html()
+    fidelity = pd.DataFrame({name: bundle["fidelity"] for name, bundle in results["hyperrep"].items() if bundle["fidelity"]}).T.round(3).to_html()
     return ("<!doctype html><html><head><meta charset='utf-8'><title>hyperrep_nb demo</title></head><body>"
             "<h1>hyperrep_nb demo: hyper-representations as generative models on digits</h1>"
             f"<h2>Accuracy</h2><pre>{results_table(results)}</pre>{parts[0]}<h2>Ensembles</h2>{parts[1]}"

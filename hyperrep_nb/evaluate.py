@@ -240,13 +240,16 @@ def novelty_report(generated: Population,   # generated models
                    dataset: Dataset,        # data; the test split is used
                    training_runs,           # run id per training model (or a table column name, e.g. "seed")
                    candidates: int = 5,     # raw-nearest candidates for the aligned distances
-                   budget: int | None = None  # model-images per forward pass
+                   budget: int | None = None, # model-images per forward pass
+                   reference: np.ndarray | None = None  # `reference_distances(training, training_runs, aligned=True)`, when
+                                                        # computed once for many reports (None: computed here)
                    ) -> pd.DataFrame:       # one row per generated model
     "Accuracy, distance to the training set (raw, aligned, relative to training runs), error overlap and agreement."
     runs = _runs(training, training_runs)
     training = training.to(generated.device)
     near = nearest_training_distance(generated, training, aligned=True, candidates=candidates)
-    reference = np.sort(reference_distances(training, runs, aligned=True, candidates=candidates))
+    if reference is None: reference = reference_distances(training, runs, aligned=True, candidates=candidates)
+    reference = np.sort(np.asarray(reference))
     y = dataset.y_test.to(generated.device)
     predicted, known = predictions(generated, dataset.x_test, budget), predictions(training, dataset.x_test, budget)
     overlap = error_iou(predicted != y, known != y)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from sklearn.linear_model import RidgeCV
 from sklearn.metrics import r2_score
 from tqdm.auto import tqdm
-from .core import HyperrepError, default_device, in_test, write_json, read_json, save_tensors, load_tensors
+from .core import HyperrepError, default_device, in_test, write_json, read_json, save_tensors, load_tensors, timed
 from .arch import Architecture, Population, evaluate, population_forward
 from .data import load_dataset
 from .zoo import Zoo
@@ -225,13 +225,14 @@ class Trainer:
         return self.erase(a, generator), self.erase(b, generator), *targets
 
     def behaviour(self, generator: torch.Generator):
-        "The behavioural loss of this batch on freshly drawn query inputs (None when its weight is 0)."
+        "The behavioural loss of this batch's first views on freshly drawn query inputs (None when its weight is 0)."
         config, arch = self.config, self.zoo.arch
         if config.behaviour == 0: return None
         if self.queries is None:
             queries = torch.randn(config.behaviour_queries, *arch.input_shape, generator=generator, device=self.device)
         else: queries = self.queries[torch.randint(len(self.queries), (config.behaviour_queries,), generator=generator, device=self.device)]
-        return lambda decoded, targets: behaviour_loss(arch, self.layout, decoded, targets, queries, config.behaviour_loss,
+        first = lambda tokens: tokens[:len(tokens) // 2]   # hyper_loss decodes both views; the first view's half the cost
+        return lambda decoded, targets: behaviour_loss(arch, self.layout, first(decoded), first(targets), queries, config.behaviour_loss,
                                                        config.behaviour_temperature)
 
     def validate(self, split: str = "val") -> dict:
@@ -247,7 +248,7 @@ class Trainer:
             until: int | None = None):            # stop after this epoch (None: config.epochs); rerun to continue
         "Train to `config.epochs` (or `until`), validating and checkpointing every `eval_every` epochs."
         target = min(self.config.epochs, until or self.config.epochs)
-        bar = tqdm(range(self.state["epoch"] + 1, target + 1), disable=not progress, unit="epoch", leave=False)
+        bar = tqdm(range(self.state["epoch"] + 1, target + 1), disable=not progress, unit="epoch", leave=False, desc=self.out.name)
         for epoch in bar:
             started = time.perf_counter()
             losses = self.train_epoch(epoch)
@@ -294,7 +295,7 @@ def write_bundle(trainer: Trainer, data_root=None) -> Path:
                "reconstructed_to_original_accuracy": float(accuracy.mean() / original.mean()),
                "probe_r2_test_accuracy": property_probe(embeddings, table["test_accuracy"].to_numpy(), split),
                "probe_r2_epoch": property_probe(embeddings, table["epoch"].to_numpy().astype(float), split),
-               "fidelity": fidelity(reconstructed, originals, dataset.x_test, runs="model"),
+               "fidelity": fidelity(reconstructed, originals, dataset.x_test, runs="model") if originals.table["model"].nunique() > 1 else None,
                "frame": "canonical" if trainer.reference is not None else "as stored",
                "layer_sigma": trainer.sigmas.tolist(), "lwln": trainer.config.lwln,
                "best_epoch": trainer.state["best_epoch"], "epochs": trainer.state["epoch"],
@@ -389,13 +390,13 @@ def describe_bundle(bundle: HyperRepresentation) -> str:
              f"{m['split']} accuracy: reconstructed {m['reconstructed_accuracy_mean']:.3f} vs original {m['original_accuracy_mean']:.3f} "
              f"({100 * m['reconstructed_to_original_accuracy']:.1f}%)",
              f"linear probe R2 (test): accuracy {m['probe_r2_test_accuracy']:.3f}, epoch {m['probe_r2_epoch']:.3f}"]
-    if "fidelity" in m:   # bundles written before the training settings of issue 10 lack these
+    if "frame" in m:   # bundles written before the training settings of issue 10 lack these
         lines.insert(4, f"training: permutation {c.permutation}, target {c.target}, frame {m['frame']}, behavioural loss "
                         + (f"{c.behaviour_loss} x {c.behaviour} on {c.behaviour_queries} {c.behaviour_inputs} queries" if c.behaviour else "off")
                         + f", kept checkpoint: {c.checkpoint}")
         f = m["fidelity"]
         lines.append(f"{m['split']} fidelity: agreement with own original {f['own_agreement']:.3f}, with other originals "
-                     f"{f['other_agreement']:.3f}, margin {f['margin']:.3f}")
+                     f"{f['other_agreement']:.3f}, margin {f['margin']:.3f}" if f else f"{m['split']} fidelity: one model only, nothing to compare")
     return "\n".join(lines)
 
 # %% ../nbs/07_train.ipynb #1b73ade1
@@ -453,7 +454,6 @@ def bench_ae(preset: str = "cpu",     # autoencoder preset (`AE_PRESETS`)
              ) -> dict:
     "Training samples/s and encode+decode models/s of an autoencoder preset on paper-CNN tokens, with the preset's training setting."
     from hyperrep_nb.arch import paper_cnn
-    from hyperrep_nb.zoo import _timed
     device, config = default_device(device), ae_config(preset, **({} if behaviour is None else {"behaviour": behaviour}))
     layout = TokenLayout(paper_cnn())
     population = Population.init(paper_cnn(), range(models), device=device)
@@ -464,7 +464,8 @@ def bench_ae(preset: str = "cpu",     # autoencoder preset (`AE_PRESETS`)
     mask, scale, erase = layout.on(device)["mask"], layer_scale(layout.widths).to(device), Augment(layout, permute=False)
     batch = tokens[:config.batch_size]
     queries = torch.randn(config.behaviour_queries, *paper_cnn().input_shape, device=device)
-    behaviour_term = lambda decoded, targets: behaviour_loss(paper_cnn(), layout, decoded, targets, queries, config.behaviour_loss)
+    behaviour_term = lambda decoded, targets: behaviour_loss(paper_cnn(), layout, decoded[:len(batch)], targets[:len(batch)], queries,
+                                                             config.behaviour_loss)
     def step():
         views = [batch if config.permutation == "none" else permute_tokens(layout, batch) for _ in range(2)]
         targets = views if config.target == "view" else [batch, batch]
@@ -475,11 +476,11 @@ def bench_ae(preset: str = "cpu",     # autoencoder preset (`AE_PRESETS`)
     def train():
         for _ in range(steps): step()
     for _ in range(2): step()
-    train_s = _timed(train, device)
+    train_s = timed(train, device)
     def roundtrip():
         detokenize(paper_cnn(), decode_tokens(model, _embed(model, tokenize(population))[0]))
     roundtrip()
-    roundtrip_s = _timed(roundtrip, device)
+    roundtrip_s = timed(roundtrip, device)
     return {"bench": "ae", "device": str(device), "threads": torch.get_num_threads(), "preset": preset, "behaviour": config.behaviour,
             "permutation": config.permutation, "target": config.target,
             "parameters": sum(p.numel() for p in model.parameters()), "batch_size": config.batch_size,

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from .core import HyperrepError, default_device, in_test, write_json, read_json, save_tensors, load_tensors
+from .core import HyperrepError, default_device, in_test, write_json, read_json, save_tensors, load_tensors, timed
 from .arch import Architecture, Population, paper_cnn, population_forward, evaluate, ACTIVATIONS, INIT_SCHEMES
 from .data import Dataset, load_dataset, split_shift, DATASETS
 
@@ -319,18 +319,6 @@ def describe_zoo(zoo: Zoo) -> str:
     return "\n".join(lines)
 
 # %% ../nbs/03_zoo.ipynb #beda9c52
-def _synchronize(device: torch.device):
-    "Wait for queued GPU work, so timings are honest."
-    if device.type == "cuda": torch.cuda.synchronize(device)
-
-def _timed(fn, device) -> float:
-    "Seconds `fn()` takes."
-    _synchronize(device)
-    start = time.perf_counter()
-    fn()
-    _synchronize(device)
-    return time.perf_counter() - start
-
 def bench_zoo_train(models: int = 64,           # population size
                     batch_size: int = 10,       # images per step and model (the paper's 10)
                     steps: int = 30,            # timed steps (after 3 warm-up steps) for each trainer
@@ -362,8 +350,8 @@ def bench_zoo_train(models: int = 64,           # population size
                 loss = F.cross_entropy(module(data.x_train[index]), data.y_train[index])
                 optimizer.zero_grad(set_to_none=True); loss.backward(); optimizer.step()
     batched(range(3)); sequential(range(3))
-    batched_s = _timed(lambda: batched(range(3, steps + 3)), device)
-    sequential_s = _timed(lambda: sequential(range(3, steps + 3)), device)
+    batched_s = timed(lambda: batched(range(3, steps + 3)), device)
+    sequential_s = timed(lambda: sequential(range(3, steps + 3)), device)
     return {"bench": "zoo_train", "device": str(device), "threads": torch.get_num_threads(), "models": models,
             "batch_size": batch_size, "steps": steps, "batched_model_steps_per_s": round(models * steps / batched_s, 1),
             "sequential_model_steps_per_s": round(models * steps / sequential_s, 1), "ratio": round(sequential_s / batched_s, 2)}
@@ -380,8 +368,8 @@ def bench_zoo_eval(models: int = 64,     # population size
     def sequential():
         for module in modules: (module(data.x_test).argmax(1) == data.y_test).float().mean()
     evaluate(population, data.x_test, data.y_test); sequential()
-    batched_s = _timed(lambda: evaluate(population, data.x_test, data.y_test), device)
-    sequential_s = _timed(sequential, device)
+    batched_s = timed(lambda: evaluate(population, data.x_test, data.y_test), device)
+    sequential_s = timed(sequential, device)
     work = models * data.n_test
     return {"bench": "zoo_eval", "device": str(device), "threads": torch.get_num_threads(), "models": models,
             "images": data.n_test, "batched_model_images_per_s": round(work / batched_s, 1),

@@ -104,3 +104,39 @@ def test_bench_sample_prints_json(bundle):
         record = json.loads(run("bench", "sample", "--models", "20", "--sequential-models", "4", "--device", "cpu", *extra).stdout)
         assert record["bench"] == "sample" and record["models"] == 20 and record["sequential_models"] == 4
         assert record["batched_models_per_s"] > 0 and record["sequential_models_per_s"] > 0
+
+
+def test_training_settings_from_the_command_line(zoo, tmp_path):
+    "The landed paper recipe and the measured default are both reachable; the bundle records the setting."
+    run("train", "--zoo", str(zoo), "--epochs", "2", "--window", "2", "3", "--quiet", "--out", str(tmp_path / "paper"),
+        "--permutation", "random", "--target", "view", "--frame", "stored", "--behaviour", "0", "--checkpoint", "val")
+    paper = json.loads((tmp_path / "paper" / "config.json").read_text())["ae"]
+    assert (paper["permutation"], paper["target"], paper["canonical"], paper["behaviour"]) == ("random", "view", False, 0.0)
+    assert not (tmp_path / "paper" / "reference.safetensors").exists()
+    run("train", "--zoo", str(zoo), "--epochs", "2", "--window", "2", "3", "--quiet", "--out", str(tmp_path / "canonical"),
+        "--permutation", "bank", "--frame", "canonical", "--behaviour", "0.05", "--behaviour-inputs", "random")
+    canonical = json.loads((tmp_path / "canonical" / "config.json").read_text())["ae"]
+    assert (canonical["permutation"], canonical["canonical"], canonical["behaviour"], canonical["behaviour_inputs"]) == ("bank", True, 0.05, "random")
+    assert (tmp_path / "canonical" / "reference.safetensors").exists()
+    info = run("info", str(tmp_path / "canonical")).stdout
+    assert "frame canonical" in info and "behavioural loss kl x 0.05" in info and "fidelity" in info
+    bad = run("train", "--zoo", str(zoo), "--behaviour", "-1", "--quiet", "--out", str(tmp_path / "bad"), check=False)
+    assert bad.returncode == 2 and "AEConfig.behaviour must be >= 0" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "bad").exists()
+
+
+def test_bench_ae_with_and_without_the_behavioural_loss():
+    records = [json.loads(run("bench", "ae", "--models", "20", "--steps", "1", "--device", "cpu", "--behaviour", w).stdout) for w in ("0", "0.1")]
+    assert [r["behaviour"] for r in records] == [0.0, 0.1] and all(r["train_samples_per_s"] > 0 for r in records)
+
+
+def test_ablate_writes_a_resumable_table(zoo, tmp_path):
+    args = ["ablate", "--zoo", str(zoo), "--out", str(tmp_path / "ablation"), "--epochs", "2", "--n", "6", "--quiet",
+            "--variants", "paper: random permutations, reconstruct views;canonical, reconstruct the model"]
+    out = run(*args).stdout
+    assert "S_KDE30_joint" in out and "canonical, reconstruct the model" in out
+    saved = json.loads((tmp_path / "ablation" / "ablation.json").read_text())
+    assert set(saved) == {"paper: random permutations, reconstruct views", "canonical, reconstruct the model"}
+    assert saved["canonical, reconstruct the model"]["config"]["canonical"] is True
+    bad = run("ablate", "--zoo", str(zoo), "--out", str(tmp_path / "other"), "--variants", "mystery", check=False)
+    assert bad.returncode == 2 and "unknown ablation variants" in bad.stderr
