@@ -97,7 +97,8 @@ def _cmd_evaluate(args):
     settings = zoo.config if zoo else zoo_config("digits").to_dict()
     dataset_name = args.dataset or (zoo.meta.get("dataset") if zoo else "digits")
     dataset = load_dataset(dataset_name, root=args.data_root, device=population.device)
-    runs = finetune(population, dataset, args.finetune_epochs, args.lr or settings["lr"], settings["weight_decay"], settings["batch_size"])
+    runs = finetune(population, dataset, args.finetune_epochs, args.lr or settings["lr"], settings["weight_decay"], settings["batch_size"],
+                    progress=not args.quiet)
     result = {"population": str(args.population), "n": len(population), "dataset": dataset.name,
               "epochs": {str(int(e)): summarize(g["test_accuracy"].to_numpy()) for e, g in runs.groupby("epoch")}}
     if zoo is not None:
@@ -218,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data-root", help="dataset files (not needed for digits)")
     ev.add_argument("--finetune-epochs", type=int, default=0); ev.add_argument("--lr", type=float)
     ev.add_argument("--out", help="write the result as JSON here too"); ev.add_argument("--device")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(run=_cmd_evaluate)
 
     ablate = commands.add_parser("ablate", help="which training setting generates working, diverse models: one bundle per setting, judged")
