@@ -11,7 +11,7 @@ from .core import HyperrepError
 # %% auto #0
 __all__ = ['build_parser', 'main']
 
-# %% ../nbs/90_cli.ipynb #19031afe
+# %% ../nbs/90_cli.ipynb #f82e1ef7
 class _Parser(argparse.ArgumentParser):
     "An argument parser whose usage errors are one `error: ...` line with exit status 2."
     def error(self, message):
@@ -53,6 +53,7 @@ def _cmd_train(args):
                             data_root=args.data_root, progress=not args.quiet, until=args.until)
     print(describe_bundle(bundle) if bundle else f"stopped after epoch {args.until}; rerun without --until to continue")
 
+# %% ../nbs/90_cli.ipynb #7be89375
 def _cmd_import_zoo(args):
     "Import a public model zoo."
     from hyperrep_nb.modelzoo import import_modelzoo
@@ -111,6 +112,7 @@ def _cmd_evaluate(args):
     if args.out: write_json(args.out, result)
     print(json.dumps(result, indent=1))
 
+# %% ../nbs/90_cli.ipynb #672f6630
 def _cmd_ablate(args):
     "Train one hyper-representation per training setting on a zoo and print the ablation table."
     import pandas as pd

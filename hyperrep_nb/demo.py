@@ -18,7 +18,8 @@ from .zoo import Zoo, zoo_config, train_zoo
 from .model import AEConfig, ae_config
 from .train import train_hyperrep, HyperRepresentation
 from .sampling import SAMPLERS, fit_sampler, sample_population
-from .experiments import transfer_experiment, unseen_zoo_experiment, unseen_architecture_experiment, summarize_runs
+from .experiments import (transfer_experiment, unseen_zoo_experiment, unseen_architecture_experiment, summarize_runs,
+                                     training_models)
 from .evaluate import (finetune, ensemble_accuracy, summarize, compare, novelty_report, noise_baseline,
                                   average_baseline, gaussian_baseline, latent_noise_baseline, beats_noise_share,
                                   chance_ceiling, diversity_report, reference_distances)
@@ -62,10 +63,7 @@ def generated_populations(bundle: HyperRepresentation,   # the LWLN hyper-repres
     config = zoo.config
     populations["B_T"] = Population.init(zoo.arch, range(30_000_000, 30_000_000 + n), config.get("init", "uniform"), device)
     last = bundle.meta["window"][1]
-    anchors = zoo.population(last, device)
-    anchors = anchors[np.flatnonzero(anchors.table["split"].to_numpy() == "train").tolist()]
-    accuracy = anchors.table["test_accuracy"].to_numpy()
-    top = anchors[np.flatnonzero(accuracy >= np.quantile(accuracy, 0.7)).tolist()]
+    anchors, top = training_models(zoo, last, device)
     for key, population in noise_baseline(top, NOISE_SCALES, generator()).items():
         populations[key] = population
     populations["average_16"] = average_baseline(anchors, n, min(16, len(anchors)), generator())
@@ -101,7 +99,48 @@ def train_autoencoders(zoo: Zoo,                       # the zoo
         return {name: HyperRepresentation(out / name, device) for name in configs}
     return {name: train_hyperrep(zoo, out / name, config, window, device, progress=progress) for name, config in configs.items()}
 
-# %% ../nbs/10_demo.ipynb #5e4b7143
+# %% ../nbs/10_demo.ipynb #91a1ed15
+def run_demo(out: str | Path = "demo_out",   # output folder (resumed when rerun)
+             n: int = 50,                    # models per generated population (the paper compares >= 50)
+             finetune_epochs: int = 2,       # epochs of fine-tuning
+             device=None,                    # None: cuda when available
+             zoo_models: int | None = None,  # override the zoo size (None: the digits preset)
+             zoo_epochs: int | None = None,  # override the zoo's epochs (None: the preset's; the autoencoders learn from its last 5)
+             ae_epochs: int | None = None,   # override the autoencoder epochs (None: the cpu preset)
+             gan_epochs: int | None = None,  # override the latent GAN's epochs (None: its default)
+             full: bool = False,             # also `FULL_EVALUATIONS`: transfer, an unseen zoo, unseen architectures (evals 4-6)
+             progress: bool = True) -> dict:
+    "Run the whole method on digits; write results.json and report.html; return the results. A rerun reuses every finished stage."
+    out, device = Path(out), default_device(device)
+    started = time.perf_counter()
+    zoo = train_zoo(zoo_config("digits", models=zoo_models, epochs=zoo_epochs), out / "zoo", device=device, progress=progress)
+    zoo_s = round(time.perf_counter() - started, 1)
+    last = zoo.config["epochs"]
+    window, overrides = (max(1, last - 4), last), {"epochs": ae_epochs} if ae_epochs else {}
+    stage = time.perf_counter()
+    configs = {"hyperrep": ae_config("cpu", **overrides), "baseline": ae_config("cpu", lwln=False, **overrides)}
+    bundles = train_autoencoders(zoo, out, configs, window, device, progress)
+    bundle, baseline = bundles["hyperrep"], bundles["baseline"]
+    autoencoders_s = round(time.perf_counter() - stage, 1)
+    saved, settings = out / "results.json", _demo_settings(n, finetune_epochs, device, zoo, ae_epochs, gan_epochs)
+    if saved.exists():
+        results = read_json(saved)
+        _check_settings(saved, results["settings"], settings)
+    else:
+        timings = {"zoo_s": zoo_s, "autoencoders_s": autoencoders_s}
+        results = {**_core_results(out, bundle, baseline, zoo, n, finetune_epochs, device, gan_epochs, timings, progress), "settings": settings}
+        timings["total_s"] = round(time.perf_counter() - started, 1)
+        write_json(saved, results)
+    for key, evaluation in FULL_EVALUATIONS.items() if full else ():
+        if key in results: continue
+        stage = time.perf_counter()
+        results[key] = evaluation(out, bundle, baseline, zoo, n, max(1, finetune_epochs), device, progress)
+        results["timings"][f"{key}_s"] = round(time.perf_counter() - stage, 1)
+        write_json(saved, results)
+    print(results_table(results))
+    return results
+
+# %% ../nbs/10_demo.ipynb #d50c3d88
 def _demo_settings(n, finetune_epochs, device, zoo: Zoo, ae_epochs, gan_epochs) -> dict:
     "What a demo's results depend on (JSON-able), to refuse reusing results of other settings."
     return {"n": n, "finetune_epochs": finetune_epochs, "device": str(device), "zoo": zoo.config,
@@ -114,6 +153,7 @@ def _check_settings(path: Path, saved: dict, wanted: dict):
         raise HyperrepError(f"{path} holds results made with other settings ({', '.join(differ)}): "
                             f"pass another output folder or delete it")
 
+# %% ../nbs/10_demo.ipynb #4cef12f7
 def _core_results(out: Path, bundle, baseline, zoo: Zoo, n: int, finetune_epochs: int, device, gan_epochs, timings: dict,
                   progress: bool) -> dict:
     "Evaluations 1-3 and 7: every sampler and baseline at epoch 0 and fine-tuned, ensembles, novelty, diversity; writes report.html."
@@ -161,46 +201,7 @@ def _core_results(out: Path, bundle, baseline, zoo: Zoo, n: int, finetune_epochs
     atomic_write_bytes(out / "report.html", report_html(results, reports).encode())
     return results
 
-def run_demo(out: str | Path = "demo_out",   # output folder (resumed when rerun)
-             n: int = 50,                    # models per generated population (the paper compares >= 50)
-             finetune_epochs: int = 2,       # epochs of fine-tuning
-             device=None,                    # None: cuda when available
-             zoo_models: int | None = None,  # override the zoo size (None: the digits preset)
-             zoo_epochs: int | None = None,  # override the zoo's epochs (None: the preset's; the autoencoders learn from its last 5)
-             ae_epochs: int | None = None,   # override the autoencoder epochs (None: the cpu preset)
-             gan_epochs: int | None = None,  # override the latent GAN's epochs (None: its default)
-             full: bool = False,             # also `FULL_EVALUATIONS`: transfer, an unseen zoo, unseen architectures (evals 4-6)
-             progress: bool = True) -> dict:
-    "Run the whole method on digits; write results.json and report.html; return the results. A rerun reuses every finished stage."
-    out, device = Path(out), default_device(device)
-    started = time.perf_counter()
-    zoo = train_zoo(zoo_config("digits", models=zoo_models, epochs=zoo_epochs), out / "zoo", device=device, progress=progress)
-    zoo_s = round(time.perf_counter() - started, 1)
-    last = zoo.config["epochs"]
-    window, overrides = (max(1, last - 4), last), {"epochs": ae_epochs} if ae_epochs else {}
-    stage = time.perf_counter()
-    configs = {"hyperrep": ae_config("cpu", **overrides), "baseline": ae_config("cpu", lwln=False, **overrides)}
-    bundles = train_autoencoders(zoo, out, configs, window, device, progress)
-    bundle, baseline = bundles["hyperrep"], bundles["baseline"]
-    autoencoders_s = round(time.perf_counter() - stage, 1)
-    saved, settings = out / "results.json", _demo_settings(n, finetune_epochs, device, zoo, ae_epochs, gan_epochs)
-    if saved.exists():
-        results = read_json(saved)
-        _check_settings(saved, results["settings"], settings)
-    else:
-        timings = {"zoo_s": zoo_s, "autoencoders_s": autoencoders_s}
-        results = {**_core_results(out, bundle, baseline, zoo, n, finetune_epochs, device, gan_epochs, timings, progress), "settings": settings}
-        timings["total_s"] = round(time.perf_counter() - started, 1)
-        write_json(saved, results)
-    for key, evaluation in FULL_EVALUATIONS.items() if full else ():
-        if key in results: continue
-        stage = time.perf_counter()
-        results[key] = evaluation(out, bundle, baseline, zoo, n, max(1, finetune_epochs), device, progress)
-        results["timings"][f"{key}_s"] = round(time.perf_counter() - stage, 1)
-        write_json(saved, results)
-    print(results_table(results))
-    return results
-
+# %% ../nbs/10_demo.ipynb #2e471bc1
 def _bundle_metrics(bundle: HyperRepresentation) -> dict:
     "The headline metrics of a bundle."
     keys = ("r2", "r2_per_layer", "reconstructed_accuracy_mean", "original_accuracy_mean", "fidelity", "frame",
@@ -224,6 +225,7 @@ def _tests(accuracies: dict) -> dict:
                 tests.setdefault(f"{sampler} vs {name}", {})[str(int(epoch))] = compare(a, b)
     return tests
 
+# %% ../nbs/10_demo.ipynb #dc174f3f
 def _transfer(out: Path, bundle, baseline, zoo: Zoo, n: int, epochs: int, device, progress: bool) -> dict:
     "Evaluation 4: S_KDE30, B_T, B_F and B_KDE30 fine-tuned on inverted digits, with tests at the last epoch."
     target = load_dataset("digits_inverted", device=device)

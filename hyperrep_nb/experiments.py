@@ -22,7 +22,7 @@ from .evaluate import finetune, summarize, ensemble_accuracy, diversity_report
 # %% auto #0
 __all__ = ['POPULATION_FORMAT', 'ABLATION_SETTINGS', 'save_population', 'load_population', 'transfer_experiment',
            'summarize_runs', 'unseen_zoo_experiment', 'unseen_architectures', 'place_weights',
-           'unseen_architecture_experiment', 'judge_bundle', 'training_ablation', 'bench_sample']
+           'unseen_architecture_experiment', 'training_models', 'judge_bundle', 'training_ablation', 'bench_sample']
 
 # %% ../nbs/11_experiments.ipynb #583ce224
 POPULATION_FORMAT = "hyperrep-population-1"
@@ -191,6 +191,18 @@ ABLATION_SETTINGS = {
     "canonical + behaviour 0.1": _setting("none", "original", True, 0.1),
 }
 
+# %% ../nbs/11_experiments.ipynb #88824347
+def training_models(zoo: Zoo,              # the zoo
+                    epoch: int,            # the checkpoint (the last of an autoencoder's window)
+                    device=None,           # None: cuda when available
+                    top: float = 0.3       # the fraction kept by test accuracy (the paper's top 30%)
+                    ) -> tuple[Population, Population]:  # the train split, and its best `top` fraction
+    "The train-split models of a zoo at an epoch, and the best of them: the reference a generated population is judged against."
+    models = zoo.population(epoch, device)
+    models = models[np.flatnonzero(models.table["split"].to_numpy() == "train").tolist()]
+    accuracy = models.table["test_accuracy"].to_numpy()
+    return models, models[np.flatnonzero(accuracy >= np.quantile(accuracy, 1 - top)).tolist()]
+
 # %% ../nbs/11_experiments.ipynb #f76241fd
 def judge_bundle(bundle: HyperRepresentation,  # a trained hyper-representation of `zoo`
                  zoo: Zoo,                     # the zoo it learned from
@@ -201,11 +213,7 @@ def judge_bundle(bundle: HyperRepresentation,  # a trained hyper-representation 
     "Accuracy, diversity, fidelity and embedding geometry of what a bundle generates (epoch 0, no fine-tuning)."
     device = bundle.device
     dataset = load_dataset(zoo.meta.get("dataset", "digits"), root=data_root, device=device)
-    last = bundle.meta["window"][1]
-    anchors = zoo.population(last, device)
-    anchors = anchors[np.flatnonzero(anchors.table["split"].to_numpy() == "train").tolist()]
-    accuracy = anchors.table["test_accuracy"].to_numpy()
-    top = anchors[np.flatnonzero(accuracy >= np.quantile(accuracy, 0.7)).tolist()]
+    top = training_models(zoo, bundle.meta["window"][1], device)[1]
     accuracy_of = lambda population: float(evaluate(population, dataset.x_test, dataset.y_test)["accuracy"].mean())
     train = bundle.embeddings[torch.as_tensor(np.flatnonzero(bundle.table["split"].to_numpy() == "train"), device=device)]
     unit = torch.nn.functional.normalize(train.float(), dim=1)
