@@ -17,7 +17,7 @@ $(PY):
 
 $(STAMP): $(PY) settings.ini setup.py
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,ray]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -16,7 +16,7 @@ from .core import HyperrepError, default_device
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'INIT_SCHEMES', 'Conv', 'Linear', 'MaxPool', 'AvgPool', 'Flatten', 'Skip', 'Act', 'layer_from_dict',
            'LayerLayout', 'Architecture', 'paper_cnn', 'mlp', 'init_params', 'population_forward', 'Population',
-           'evaluate']
+           'chunked_logits', 'score_population']
 
 # %% ../nbs/02_arch.ipynb #196fd42d
 @dataclass(frozen=True)
@@ -69,8 +69,7 @@ class Act:
     type: str = field(default="act", init=False)
 
 # %% ../nbs/02_arch.ipynb #809a12e7
-ACTIVATIONS = {"tanh": torch.tanh, "gelu": F.gelu, "relu": F.relu, "sigmoid": torch.sigmoid,
-               "identity": lambda x: x}
+ACTIVATIONS = {"tanh": nn.Tanh, "gelu": nn.GELU, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "identity": nn.Identity}  # name -> module class
 _LAYER_TYPES = {"conv": Conv, "linear": Linear, "maxpool": MaxPool, "avgpool": AvgPool, "flatten": Flatten, "act": Act, "skip": Skip}
 
 def layer_from_dict(spec: dict  # e.g. {"type": "conv", "in_channels": 1, "out_channels": 8, "kernel": 5}
@@ -228,7 +227,7 @@ class Architecture:
         if isinstance(layer, AvgPool): return nn.AvgPool2d(layer.kernel)
         if isinstance(layer, Flatten): return nn.Flatten()
         if isinstance(layer, Skip): return nn.Conv2d(layer.in_channels, layer.out_channels, 1) if layer.project else nn.Identity()
-        return {"tanh": nn.Tanh, "gelu": nn.GELU, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "identity": nn.Identity}[layer.name]()
+        return ACTIVATIONS[layer.name]()
 
     def __repr__(self):
         sizes = ", ".join(str(l.size) for l in self.layout)
@@ -336,7 +335,7 @@ def population_forward(arch: Architecture,                 # the architecture of
         elif isinstance(layer, Linear): h = _linear(h, params[f"{index}.weight"], params[f"{index}.bias"])
         elif isinstance(layer, MaxPool): h = F.max_pool2d(h, layer.kernel)
         elif isinstance(layer, AvgPool): h = F.avg_pool2d(h, layer.kernel)
-        elif isinstance(layer, Act): h = ACTIVATIONS[layer.name](h)
+        elif isinstance(layer, Act): h = ACTIVATIONS[layer.name]()(h)
         elif isinstance(layer, Flatten) and h.dim() == 4: h = h.reshape(batch, models, -1).transpose(0, 1)
     return h
 
@@ -439,26 +438,36 @@ class Population:
 
     def __repr__(self): return f"Population({len(self)} x {self.arch.name}, {self.arch.n_params} parameters, on {self.device})"
 
+# %% ../nbs/02_arch.ipynb #d6044267
+def chunked_logits(population: Population,  # models
+                   x: torch.Tensor,         # inputs `[N, *input_shape]`
+                   budget: int | None = None  # model-inputs per forward pass (None: 1024 on cpu, 65536 on cuda)
+                   ):
+    "Logits of chunks of models on chunks of inputs: yields `(model slice, input slice, logits [m, n, classes])` in float32."
+    device = population.device
+    budget = budget or (65536 if device.type == "cuda" else 1024)
+    x = x.to(device)
+    models, n = len(population), len(x)
+    model_chunk = max(1, min(models, budget // max(1, min(n, 64))))
+    image_chunk = max(1, budget // model_chunk)
+    for m0 in range(0, models, model_chunk):
+        params = {k: v[m0:m0 + model_chunk] for k, v in population.params.items()}
+        for i0 in range(0, n, image_chunk):
+            logits = population_forward(population.arch, params, x[i0:i0 + image_chunk]).float()
+            yield slice(m0, m0 + model_chunk), slice(i0, i0 + image_chunk), logits
+
 # %% ../nbs/02_arch.ipynb #b434994a
 @torch.no_grad()
-def evaluate(population: Population,      # models to evaluate
+def score_population(population: Population,      # models to evaluate
              x: torch.Tensor,             # inputs `[N, *input_shape]`
              y: torch.Tensor,             # labels `[N]`
              budget: int | None = None    # model-images per forward pass (None: 1024 on cpu, 65536 on cuda)
              ) -> dict[str, torch.Tensor]:  # {"loss": [M], "accuracy": [M]}
     "Cross-entropy and accuracy of every model on `(x, y)`, batched over models and images."
-    device = population.device
-    budget = budget or (65536 if device.type == "cuda" else 1024)
-    x, y = x.to(device), y.to(device)
-    models, n = len(population), len(x)
-    model_chunk = max(1, min(models, budget // min(n, 64)))
-    image_chunk = max(1, budget // model_chunk)
-    loss, correct = torch.zeros(models, device=device), torch.zeros(models, device=device)
-    for m0 in range(0, models, model_chunk):
-        params = {k: v[m0:m0 + model_chunk] for k, v in population.params.items()}
-        for i0 in range(0, n, image_chunk):
-            logits = population_forward(population.arch, params, x[i0:i0 + image_chunk]).float()
-            target = y[i0:i0 + image_chunk].expand(logits.shape[0], -1)
-            loss[m0:m0 + model_chunk] += F.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none").view_as(target).sum(1)
-            correct[m0:m0 + model_chunk] += (logits.argmax(-1) == target).sum(1)
-    return {"loss": (loss / n).cpu(), "accuracy": (correct / n).cpu()}
+    y = y.to(population.device)
+    loss, correct = torch.zeros(len(population), device=population.device), torch.zeros(len(population), device=population.device)
+    for models, inputs, logits in chunked_logits(population, x, budget):
+        target = y[inputs].expand(logits.shape[0], -1)
+        loss[models] += F.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none").view_as(target).sum(1)
+        correct[models] += (logits.argmax(-1) == target).sum(1)
+    return {"loss": (loss / len(x)).cpu(), "accuracy": (correct / len(x)).cpu()}

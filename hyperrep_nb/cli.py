@@ -4,9 +4,9 @@
 
 # %% ../nbs/90_cli.ipynb #3047a6f7
 from __future__ import annotations
-import argparse, json, sys
+import argparse, json, os, sys, time
 from pathlib import Path
-from .core import HyperrepError
+from .core import HyperrepError, stage
 
 # %% auto #0
 __all__ = ['build_parser', 'main']
@@ -18,13 +18,26 @@ class _Parser(argparse.ArgumentParser):
         sys.stderr.write(f"error: {message} (see `{self.prog} --help`)\n")
         sys.exit(2)
 
+def _zoo_arch(args) -> dict | None:
+    "The architecture spec of `--arch SPEC.json` or `--mlp SIZES` (None: the paper CNN)."
+    from hyperrep_nb.core import read_json
+    if args.arch: return read_json(args.arch)
+    if not args.mlp: return None
+    from hyperrep_nb.arch import mlp
+    try: sizes = [int(s) for s in args.mlp.split(",")]
+    except ValueError: sizes = []
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise HyperrepError(f"--mlp {args.mlp!r}: expected at least two comma-separated positive layer sizes, e.g. 13,32,3")
+    return mlp(sizes, args.activation or "relu").to_dict()
+
 def _cmd_zoo(args):
     "Train (or resume) a zoo and print its summary."
     from hyperrep_nb.zoo import zoo_config, train_zoo, describe_zoo
     config = zoo_config(args.preset, models=args.models, epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
-                        batch_size=args.batch_size, init=args.init, activation=args.activation, first_seed=args.first_seed)
+                        batch_size=args.batch_size, init=args.init, activation=args.activation, first_seed=args.first_seed,
+                        dataset=args.dataset, arch=_zoo_arch(args))
     zoo = train_zoo(config, args.out, data_root=args.data_root, device=args.device, chunk_size=args.chunk_size,
-                    progress=not args.quiet, until=args.until)
+                    progress=not args.quiet, until=args.until, ray=args.ray, shards=args.shards)
     print(describe_zoo(zoo))
 
 def _cmd_info(args):
@@ -45,13 +58,14 @@ def _cmd_train(args):
     from hyperrep_nb.model import ae_config
     from hyperrep_nb.train import train_hyperrep, describe_bundle
     canonical = {"canonical": True, "stored": False}.get(args.frame)
-    settings = {"epochs": args.epochs, "lwln": False if args.no_lwln else None, "batch_size": args.batch_size, "lr": args.lr,
+    settings = {"epochs": args.epochs, "lwln": False if args.no_lwln else None, "batch_size": args.batch_size, "lr": args.lr, "dropout": args.dropout,
                 "permutation": args.permutation, "target": args.target, "canonical": canonical, "behaviour": args.behaviour,
                 "behaviour_inputs": args.behaviour_inputs, "checkpoint": args.checkpoint}
     config = ae_config(args.preset, **{k: v for k, v in settings.items() if v is not None})
     bundle = train_hyperrep(args.zoo, args.out, config, tuple(args.window), args.device, args.seed,
                             data_root=args.data_root, progress=not args.quiet, until=args.until)
-    print(describe_bundle(bundle) if bundle else f"stopped after epoch {args.until}; rerun without --until to continue")
+    if int(os.environ.get("RANK", "0")) == 0:   # under torchrun, one summary
+        print(describe_bundle(bundle) if bundle else f"stopped after epoch {args.until}; rerun without --until to continue")
 
 # %% ../nbs/90_cli.ipynb #7be89375
 def _cmd_import_zoo(args):
@@ -68,20 +82,22 @@ def _cmd_demo(args):
 
 def _cmd_sample(args):
     "Sample a population from a hyper-representation, save it and print its size, time and test accuracy."
-    import time, torch
-    from hyperrep_nb.arch import evaluate
-    from hyperrep_nb.data import load_dataset
+    import torch
+    from hyperrep_nb.arch import score_population
     from hyperrep_nb.train import HyperRepresentation
     from hyperrep_nb.sampling import fit_sampler, sample_population
     from hyperrep_nb.experiments import save_population
-    bundle = HyperRepresentation(args.bundle, args.device)
+    with stage(f"loading {args.bundle}", args.quiet): bundle = HyperRepresentation(args.bundle, args.device)
     options = {k: v for k, v in {"bandwidth": args.bandwidth, "top": args.top}.items() if v is not None}
+    with stage(f"fitting {args.sampler}", args.quiet): sampler = fit_sampler(args.sampler, bundle, **options)
     started = time.perf_counter()
-    population = sample_population(bundle, fit_sampler(args.sampler, bundle, **options), args.n, torch.Generator().manual_seed(args.seed))
+    with stage(f"sampling and decoding {args.n} models", args.quiet):
+        population = sample_population(bundle, sampler, args.n, torch.Generator().manual_seed(args.seed))
     seconds = time.perf_counter() - started
     save_population(population, args.out, sampler=args.sampler, options=options, seed=args.seed, bundle=str(Path(args.bundle).resolve()))
-    dataset = load_dataset(bundle.meta.get("dataset") or "digits", root=bundle.meta.get("data_root"), device=bundle.device)
-    accuracy = evaluate(population, dataset.x_test, dataset.y_test)["accuracy"]
+    with stage("scoring on the test split", args.quiet):
+        dataset = bundle.dataset()
+        accuracy = score_population(population, dataset.x_test, dataset.y_test)["accuracy"]
     print(json.dumps({"population": str(args.out), "sampler": args.sampler, "n": args.n, "sample_decode_s": round(seconds, 3),
                       "dataset": dataset.name, "test_accuracy_mean": round(float(accuracy.mean()), 4),
                       "test_accuracy_std": round(float(accuracy.std()), 4) if len(accuracy) > 1 else 0.0}))
@@ -91,15 +107,14 @@ def _cmd_evaluate(args):
     from hyperrep_nb.core import write_json
     from hyperrep_nb.data import load_dataset
     from hyperrep_nb.zoo import Zoo, zoo_config
-    from hyperrep_nb.evaluate import finetune, summarize, novelty_report
+    from hyperrep_nb.evaluate import finetune_like_zoo, summarize, novelty_report
     from hyperrep_nb.experiments import load_population
     population = load_population(args.population, args.device)
     zoo = Zoo(args.zoo) if args.zoo else None
     settings = zoo.config if zoo else zoo_config("digits").to_dict()
-    dataset_name = args.dataset or (zoo.meta.get("dataset") if zoo else "digits")
-    dataset = load_dataset(dataset_name, root=args.data_root, device=population.device)
-    runs = finetune(population, dataset, args.finetune_epochs, args.lr or settings["lr"], settings["weight_decay"], settings["batch_size"],
-                    progress=not args.quiet)
+    if args.dataset or zoo is None: dataset = load_dataset(args.dataset or "digits", root=args.data_root, device=population.device)
+    else: dataset = zoo.dataset(args.data_root, population.device)
+    runs = finetune_like_zoo(population, dataset, args.finetune_epochs, {**settings, "lr": args.lr or settings["lr"]}, progress=not args.quiet)
     result = {"population": str(args.population), "n": len(population), "dataset": dataset.name,
               "epochs": {str(int(e)): summarize(g["test_accuracy"].to_numpy()) for e, g in runs.groupby("epoch")}}
     if zoo is not None:
@@ -129,21 +144,34 @@ def _cmd_download(args):
     for path in download_dataset(args.name, args.root, base_url=args.base_url, progress=not args.quiet): print(path)
 
 def _cmd_bench(args):
-    "Run a benchmark and print JSON lines."
-    if args.what == "zoo":
+    "Run a benchmark and print JSON lines (stage messages with their timings on stderr)."
+    if args.what == "zoo" and args.ray:
+        from hyperrep_nb.zoo import bench_zoo_ray
+        with stage(f"zoo of {args.models or 64} models, {args.epochs} epochs: one process, then {args.shards} Ray shards", args.quiet):
+            result = bench_zoo_ray(args.models or 64, args.epochs, args.shards, args.chunk_size, args.ray)
+        print(json.dumps(result), flush=True)
+    elif args.what == "zoo":
         from hyperrep_nb.zoo import bench_zoo_train, bench_zoo_eval
-        print(json.dumps(bench_zoo_train(args.models or 64, args.batch_size, args.steps, args.device, args.chunk_size)), flush=True)
-        print(json.dumps(bench_zoo_eval(args.models or 64, args.device)), flush=True)
+        models = args.models or 64
+        with stage(f"zoo training: {models} models batched and one at a time, {args.steps} steps", args.quiet):
+            train = bench_zoo_train(models, args.batch_size, args.steps, args.device, args.chunk_size)
+        print(json.dumps(train), flush=True)
+        with stage(f"zoo evaluation: {models} models", args.quiet): evaluation = bench_zoo_eval(models, args.device)
+        print(json.dumps(evaluation), flush=True)
     elif args.what == "ae":
         from hyperrep_nb.train import bench_ae
-        print(json.dumps(bench_ae(args.preset, args.device, args.steps, args.models or 1000, args.behaviour)), flush=True)
+        with stage(f"autoencoder ({args.preset}): {args.steps} training steps, encode and decode {args.models or 1000} models", args.quiet):
+            result = bench_ae(args.preset, args.device, args.steps, args.models or 1000, args.behaviour)
+        print(json.dumps(result), flush=True)
     elif args.what == "sample":
         from hyperrep_nb.experiments import bench_sample
         bundle = None
         if args.bundle:
             from hyperrep_nb.train import HyperRepresentation
-            bundle = HyperRepresentation(args.bundle, args.device)
-        print(json.dumps(bench_sample(args.models or 1000, args.sampler, args.preset, bundle, args.device, args.sequential_models)), flush=True)
+            with stage(f"loading {args.bundle}", args.quiet): bundle = HyperRepresentation(args.bundle, args.device)
+        with stage(f"{args.sampler}: sample, decode and score {args.models or 1000} models, batched and one at a time", args.quiet):
+            result = bench_sample(args.models or 1000, args.sampler, args.preset, bundle, args.device, args.sequential_models)
+        print(json.dumps(result), flush=True)
 
 # %% ../nbs/90_cli.ipynb #1695cdf4
 def build_parser() -> argparse.ArgumentParser:
@@ -159,11 +187,17 @@ def build_parser() -> argparse.ArgumentParser:
     zoo.add_argument("--lr", type=float); zoo.add_argument("--weight-decay", type=float)
     zoo.add_argument("--batch-size", type=int); zoo.add_argument("--first-seed", type=int)
     zoo.add_argument("--init", help="uniform, kaiming_uniform, kaiming_normal or normal")
-    zoo.add_argument("--activation", help="tanh, gelu, relu or sigmoid")
+    zoo.add_argument("--activation", help="tanh, gelu, relu or sigmoid (of the paper CNN, or of --mlp: default relu)")
+    zoo.add_argument("--dataset", help="digits, iris, wine, breast_cancer (bundled), mnist, fashion_mnist, svhn, cifar10, stl10 (default: the preset's)")
+    shape = zoo.add_mutually_exclusive_group()
+    shape.add_argument("--arch", help="architecture spec: a JSON file as Architecture.to_dict() writes it (default: the paper CNN)")
+    shape.add_argument("--mlp", help="an MLP by its layer sizes from inputs to classes, e.g. 13,32,3 for wine")
     zoo.add_argument("--data-root", help="folder with the dataset files (not needed for digits)")
     zoo.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda when available)")
     zoo.add_argument("--chunk-size", type=int, help="models trained together (default: 64 on cpu, all on cuda)")
     zoo.add_argument("--until", type=int, help="stop after this epoch; rerun to continue")
+    zoo.add_argument("--ray", metavar="ADDRESS", help="train on Ray: 'local' (a local instance) or a cluster's host:port (pip install hyperrep_nb[ray])")
+    zoo.add_argument("--shards", type=int, default=2, help="with --ray: Ray tasks, each a block of seeds trained batched (default 2)")
     zoo.add_argument("--quiet", action="store_true", help="no progress bar")
     zoo.set_defaults(run=_cmd_zoo)
 
@@ -173,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--preset", default="cpu", help="cpu (default; minutes on a CPU) or mnist, svhn, cifar10, stl10 (paper Table 8)")
     train.add_argument("--no-lwln", action="store_true", help="plain MSE reconstruction (the earlier work's baseline)")
     train.add_argument("--epochs", type=int); train.add_argument("--batch-size", type=int); train.add_argument("--lr", type=float)
+    train.add_argument("--dropout", type=float, help="dropout of the autoencoder (preset default)")
     train.add_argument("--permutation", choices=["random", "bank", "none"], help="permutation of the encoder's views (preset default)")
     train.add_argument("--target", choices=["view", "original"], help="what the decoder reconstructs (preset default)")
     train.add_argument("--frame", choices=["stored", "canonical"], help="train on models as stored or in the zoo's canonical frame")
@@ -211,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--bandwidth", type=float, help="KDE bandwidth (S_KDE*, S_C; default: Silverman per dimension)")
     sample.add_argument("--top", type=float, help="keep anchors of this top fraction of models by test accuracy")
     sample.add_argument("--seed", type=int, default=0); sample.add_argument("--device")
+    sample.add_argument("--quiet", action="store_true", help="no stage messages")
     sample.set_defaults(run=_cmd_sample)
 
     ev = commands.add_parser("evaluate", help="fine-tune and evaluate a saved population; novelty against a zoo")
@@ -247,9 +283,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--preset", default="cpu", help="ae: autoencoder preset")
     bench.add_argument("--behaviour", type=float, help="ae: weight of the behavioural loss (default: the preset's)")
     bench.add_argument("--chunk-size", type=int)
+    bench.add_argument("--ray", metavar="ADDRESS", help="zoo: time one process against Ray shards ('local' or host:port)")
+    bench.add_argument("--shards", type=int, default=2, help="zoo --ray: Ray tasks")
+    bench.add_argument("--epochs", type=int, default=2, help="zoo --ray: training epochs")
     bench.add_argument("--sampler", default="S_KDE30", help="sample: the sampler")
     bench.add_argument("--bundle", help="sample: a trained bundle (default: a fresh autoencoder of --preset)")
     bench.add_argument("--sequential-models", type=int, help="sample: models timed one at a time (default: all)")
+    bench.add_argument("--quiet", action="store_true", help="no stage messages on stderr")
     bench.set_defaults(run=_cmd_bench)
     return parser
 

@@ -4,15 +4,15 @@
 
 # %% ../nbs/00_core.ipynb #1deb4e52
 from __future__ import annotations
-import json, os, tempfile, time
+import json, os, sys, tempfile, time
 from contextlib import contextmanager
 from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
 # %% auto #0
-__all__ = ['HyperrepError', 'default_device', 'in_test', 'keep_torch_threads', 'timed', 'atomic_write_bytes', 'write_json',
-           'read_json', 'save_tensors', 'load_tensors']
+__all__ = ['HyperrepError', 'default_device', 'in_test', 'meta_dataset_name', 'keep_torch_threads', 'timed', 'stage',
+           'atomic_write_bytes', 'write_json', 'read_json', 'save_tensors', 'load_tensors']
 
 # %% ../nbs/00_core.ipynb #94a9b8f9
 class HyperrepError(Exception):
@@ -31,6 +31,12 @@ def default_device(device: str | torch.device | None = None  # None picks cuda w
 def in_test() -> bool:
     "True when running under the test suite (`IN_TEST` set), where examples shrink their work."
     return bool(os.environ.get("IN_TEST"))
+
+# %% ../nbs/00_core.ipynb #96c050e0
+def meta_dataset_name(meta: dict  # a zoo's or bundle's meta (`Zoo.meta`, `HyperRepresentation.meta`)
+                      ) -> str:   # a name for `hyperrep_nb.data.load_dataset`
+    "The dataset a zoo or bundle was made on, `'digits'` when its meta does not say."
+    return meta.get("dataset") or "digits"
 
 # %% ../nbs/00_core.ipynb #b35cf5fe
 @contextmanager
@@ -51,6 +57,17 @@ def timed(fn,                                   # a callable without arguments
     fn()
     if device.type == "cuda": torch.cuda.synchronize(device)
     return time.perf_counter() - start
+
+# %% ../nbs/00_core.ipynb #493d69f6
+@contextmanager
+def stage(message: str,       # what the stage does, e.g. "fitting S_KDE30"
+          quiet: bool = False # print nothing
+          ):
+    "A one-line stage message on stderr, completed with the stage's wall time: `message ... 1.2 s`."
+    if not quiet: sys.stderr.write(f"{message} ..."); sys.stderr.flush()
+    started = time.perf_counter()
+    yield
+    if not quiet: sys.stderr.write(f" {time.perf_counter() - started:.1f} s\n"); sys.stderr.flush()
 
 # %% ../nbs/00_core.ipynb #b44a10f0
 def _temporary(path: Path) -> tuple[int, str]:

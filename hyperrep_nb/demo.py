@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 import numpy as np
 import pandas as pd
 import torch
-from .core import HyperrepError, default_device, write_json, read_json, atomic_write_bytes
+from .core import HyperrepError, default_device, write_json, read_json, atomic_write_bytes, stage
 from .arch import Population
 from .data import load_dataset
 from .zoo import Zoo, zoo_config, train_zoo
@@ -20,7 +20,7 @@ from .train import train_hyperrep, HyperRepresentation
 from .sampling import SAMPLERS, fit_sampler, sample_population
 from .experiments import (transfer_experiment, unseen_zoo_experiment, unseen_architecture_experiment, summarize_runs,
                                      training_models)
-from .evaluate import (finetune, ensemble_accuracy, summarize, compare, novelty_report, noise_baseline,
+from .evaluate import (finetune_like_zoo, random_init_baseline, ensemble_accuracy, summarize, compare, novelty_report, noise_baseline,
                                   average_baseline, gaussian_baseline, latent_noise_baseline, beats_noise_share,
                                   chance_ceiling, diversity_report, reference_distances)
 
@@ -28,7 +28,7 @@ from .evaluate import (finetune, ensemble_accuracy, summarize, compare, novelty_
 __all__ = ['NOISE_SCALES', 'FULL_EVALUATIONS', 'generated_populations', 'train_autoencoders', 'run_demo', 'results_table',
            'report_html']
 
-# %% ../nbs/10_demo.ipynb #2cba430e
+# %% ../nbs/10_demo.ipynb #c3efa6f7
 def _population_stats(accuracies: pd.DataFrame) -> dict:
     "`{epoch: summarize(accuracies)}` from a long table with epoch and test_accuracy."
     return {str(int(epoch)): summarize(group["test_accuracy"].to_numpy())
@@ -40,6 +40,7 @@ def _zoo_trajectory(zoo: Zoo, epochs: int) -> pd.DataFrame:
     return pd.concat([pd.DataFrame({"model": rows, "epoch": e, "test_accuracy": zoo.metrics["test_accuracy"][e][rows]})
                       for e in range(epochs + 1)])
 
+# %% ../nbs/10_demo.ipynb #e5689f54
 NOISE_SCALES = (0.0, 0.03, 0.1, 0.3, 0.6, 1.0, 3.0, 10.0)   # relative to each layer's std: up to models at chance
 
 def generated_populations(bundle: HyperRepresentation,   # the LWLN hyper-representation
@@ -61,7 +62,7 @@ def generated_populations(bundle: HyperRepresentation,   # the LWLN hyper-repres
         timings[name] = round(time.perf_counter() - started, 2)
     populations["B_KDE30"] = sample_population(baseline, fit_sampler("S_KDE30", baseline), n, generator(), device)
     config = zoo.config
-    populations["B_T"] = Population.init(zoo.arch, range(30_000_000, 30_000_000 + n), config.get("init", "uniform"), device)
+    populations["B_T"] = random_init_baseline(zoo.arch, n, config.get("init", "uniform"), device)
     last = bundle.meta["window"][1]
     anchors, top = training_models(zoo, last, device)
     for key, population in noise_baseline(top, NOISE_SCALES, generator()).items():
@@ -117,11 +118,11 @@ def run_demo(out: str | Path = "demo_out",   # output folder (resumed when rerun
     zoo_s = round(time.perf_counter() - started, 1)
     last = zoo.config["epochs"]
     window, overrides = (max(1, last - 4), last), {"epochs": ae_epochs} if ae_epochs else {}
-    stage = time.perf_counter()
+    ae_started = time.perf_counter()
     configs = {"hyperrep": ae_config("cpu", **overrides), "baseline": ae_config("cpu", lwln=False, **overrides)}
     bundles = train_autoencoders(zoo, out, configs, window, device, progress)
     bundle, baseline = bundles["hyperrep"], bundles["baseline"]
-    autoencoders_s = round(time.perf_counter() - stage, 1)
+    autoencoders_s = round(time.perf_counter() - ae_started, 1)
     saved, settings = out / "results.json", _demo_settings(n, finetune_epochs, device, zoo, ae_epochs, gan_epochs)
     if saved.exists():
         results = read_json(saved)
@@ -133,9 +134,10 @@ def run_demo(out: str | Path = "demo_out",   # output folder (resumed when rerun
         write_json(saved, results)
     for key, evaluation in FULL_EVALUATIONS.items() if full else ():
         if key in results: continue
-        stage = time.perf_counter()
-        results[key] = evaluation(out, bundle, baseline, zoo, n, max(1, finetune_epochs), device, progress)
-        results["timings"][f"{key}_s"] = round(time.perf_counter() - stage, 1)
+        began = time.perf_counter()
+        with stage(f"{key}: {evaluation.__doc__.split(':')[0].lower()}", quiet=not progress):
+            results[key] = evaluation(out, bundle, baseline, zoo, n, max(1, finetune_epochs), device, progress)
+        results["timings"][f"{key}_s"] = round(time.perf_counter() - began, 1)
         write_json(saved, results)
     print(results_table(results))
     return results
@@ -170,7 +172,7 @@ def _core_results(out: Path, bundle, baseline, zoo: Zoo, n: int, finetune_epochs
     accuracies = {}
     for name, population in bar(populations.items(), "fine-tuning", "population"):
         epochs = finetune_epochs if name in tuned else 0
-        accuracies[name] = finetune(population, dataset, epochs, config["lr"], config["weight_decay"], config["batch_size"])
+        accuracies[name] = finetune_like_zoo(population, dataset, epochs, config)
     accuracies["zoo"] = _zoo_trajectory(zoo, finetune_epochs)
     timings["evaluation_s"] = round(time.perf_counter() - stage, 1)
     stage = time.perf_counter()
@@ -250,7 +252,7 @@ def _unseen_architectures(out: Path, bundle, baseline, zoo: Zoo, n: int, epochs:
 
 FULL_EVALUATIONS = {"transfer": _transfer, "unseen_zoo": _unseen_zoo, "unseen_architectures": _unseen_architectures}
 
-# %% ../nbs/10_demo.ipynb #f034ea3e
+# %% ../nbs/10_demo.ipynb #8db24293
 def results_table(results: dict) -> str:
     "Mean test accuracy per population at epoch 0 and after fine-tuning."
     epochs = sorted({int(e) for p in results["populations"].values() for e in p["epochs"]})
@@ -260,6 +262,7 @@ def results_table(results: dict) -> str:
         lines.append(f"{name:<14}" + "".join(f"{c['mean']:>9.3f} ±{c['std']:.3f}" if c else f"{'':>16}" for c in cells))
     return "\n".join(lines)
 
+# %% ../nbs/10_demo.ipynb #a6354d0f
 def report_html(results: dict, reports: dict) -> str:
     "A self-contained HTML page with the result tables and plotly figures."
     import plotly.graph_objects as go

@@ -18,7 +18,7 @@ from .core import atomic_write_bytes
 
 # %% auto #0
 __all__ = ['PLOTLY', 'WIDGET_STATE', 'BUNDLE_MARKER', 'BUNDLE', 'BUNDLE_LOADER', 'REGISTRY', 'NPM_ASSETS', 'PAGE', 'figure_html',
-           'plotly_html', 'plotly_bundle', 'compact_widgets', 'prune_buffers', 'restore_markers', 'write_bundle',
+           'plotly_html', 'plotly_bundle', 'compact_widgets', 'prune_buffers', 'restore_markers', 'write_widget_bundle',
            'restore_widget_bundle', 'npm_tarball', 'vendor', 'notebooks', 'apply_cell_options', 'strip_link_attributes',
            'docs_procs', 'process', 'render', 'build_offline_docs', 'offline_docs']
 
@@ -69,7 +69,7 @@ const root = document.querySelector('meta[name="quarto:offset"]')?.content || ".
 export default (await import(new URL(root + "{BUNDLE}", document.baseURI).href)).default;
 """
 
-# %% ../nbs/13_docs.ipynb #b11a6d26
+# %% ../nbs/13_docs.ipynb #40b54a26
 def _resolves(state: dict, path: list) -> bool:
     "Whether the object a widget buffer's `path` ends in exists in `state`."
     for key in path[:-1]:
@@ -86,6 +86,7 @@ def prune_buffers(model: dict   # one model of a saved widget state
     else: model.pop("buffers", None)
     return len(buffers) - len(kept)
 
+# %% ../nbs/13_docs.ipynb #c37cc5ff
 def restore_markers(nb   # a notebook (dict-like)
                     ) -> int:  # how many FigureWidgets now load the shared bundle
     "Point every compacted (or uncompacted) FigureWidget of `nb`'s saved widget state at the shared bundle file."
@@ -98,7 +99,8 @@ def restore_markers(nb   # a notebook (dict-like)
         if state.get("_esm") in bundles: state["_esm"], restored = BUNDLE_LOADER, restored + 1
     return restored
 
-def write_bundle(site: Path   # folder the site is rendered from
+# %% ../nbs/13_docs.ipynb #5c1ff334
+def write_widget_bundle(site: Path   # folder the site is rendered from
                  ) -> Path:   # the bundle file
     "Write the installed plotly's widget bundle into `site`, unless it is already there."
     path, bundle = Path(site) / BUNDLE, plotly_bundle()
@@ -109,6 +111,7 @@ def write_bundle(site: Path   # folder the site is rendered from
     tmp.replace(path)
     return path
 
+# %% ../nbs/13_docs.ipynb #af313dba
 class restore_widget_bundle(Processor):
     "nbdev processor: compacted FigureWidgets load plotly's widget bundle from one file at the site's root."
     def __init__(self, nb,
@@ -118,7 +121,7 @@ class restore_widget_bundle(Processor):
     def begin(self):
         widgets = self.nb.get("metadata", {}).get("widgets")
         if widgets is not None and not widgets.get(WIDGET_STATE, {}).get("state"): del self.nb.metadata["widgets"]
-        if restore_markers(self.nb): write_bundle(self.site)
+        if restore_markers(self.nb): write_widget_bundle(self.site)
 
 # %% ../nbs/13_docs.ipynb #aeaa3d09
 REGISTRY = "https://registry.npmjs.org"
@@ -160,7 +163,7 @@ def vendor(static: Path,              # the `_static/` folder of a build
     shutil.copyfile(Path(anywidget.__file__).parent / "nbextension" / "index.js", static / "anywidget.js")
     return static
 
-# %% ../nbs/13_docs.ipynb #41ce266a
+# %% ../nbs/13_docs.ipynb #5bf4aaeb
 PAGE = """{%- extends 'lab/index.html.j2' -%}
 {%- block html_head_js_requirejs -%}
 <meta name="quarto:offset" content="{{ resources.offset }}">
@@ -181,6 +184,7 @@ nav.pages a {margin-right: 1em; white-space: nowrap}</style>
 {%- endblock body_header -%}
 """
 
+# %% ../nbs/13_docs.ipynb #7e837a70
 def notebooks(nbs_path: Path   # folder of the notebooks
               ) -> list:       # their paths relative to it, index first
     "The notebooks of the site as nbdev lists them: folders starting with `_` or `.` skipped."
@@ -188,6 +192,7 @@ def notebooks(nbs_path: Path   # folder of the notebooks
     found = [p for p in found if not any(part.startswith(("_", ".")) for part in p.parts)]
     return sorted(found, key=lambda p: (len(p.parts), p.stem != "index", str(p)))
 
+# %% ../nbs/13_docs.ipynb #721adcb3
 _QUARTO_OPTION = re.compile(r"^#\|\s*([\w-]+)\s*:\s*(.*?)\s*$")
 
 def apply_cell_options(cell) -> bool:
@@ -202,6 +207,7 @@ def apply_cell_options(cell) -> bool:
     if options.get("output") == "false": cell.outputs = []
     return True
 
+# %% ../nbs/13_docs.ipynb #711ac666
 _LINK_ATTRIBUTES = re.compile(r"(\]\([^)\s]*\))\{[^}]*\}")
 
 def strip_link_attributes(cell):
@@ -210,6 +216,7 @@ def strip_link_attributes(cell):
         text = out.get("data", {}).get("text/markdown")
         if text is not None: out["data"]["text/markdown"] = _LINK_ATTRIBUTES.sub(r"\1", "".join(text))
 
+# %% ../nbs/13_docs.ipynb #857a5afb
 def docs_procs(nb, site: Path) -> list:
     "nbdev's docs processors, those of settings.ini `procs` included, with ours writing the widget bundle to `site`."
     ours = {"plotly_html", "restore_widget_bundle"}
@@ -236,6 +243,7 @@ def process(path: Path,   # a notebook
     nb.cells = [mk_cell(heading, "markdown")] + cells
     return nbformat.reads(nb2str(nb), as_version=4), title
 
+# %% ../nbs/13_docs.ipynb #082ad169
 def render(nb, offset: str, pages: list) -> str:
     "One page of the offline site; `offset` leads from it to the site's root."
     exporter = HTMLExporter(template_name="lab", raw_template=PAGE, require_js_url=f"{offset}_static/require.js",

@@ -10,17 +10,18 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import mannwhitneyu
 from .core import HyperrepError
-from .arch import Architecture, Population, population_forward, evaluate
+from .arch import Architecture, Population, chunked_logits, score_population
 from .data import Dataset
 from .zoo import fit_population, METRICS
-from .tokens import align_to, align_vectors
+from .tokens import align_vectors
+from .sampling import random_tensor
 
 # %% auto #0
-__all__ = ['finetune', 'predictions', 'probabilities', 'misclassified', 'ensemble_draws', 'ensemble_accuracy', 'summarize',
-           'compare', 'nearest_training_distance', 'reference_distances', 'error_iou', 'novelty_report', 'agreement',
-           'pairwise_weight_distance', 'pairwise_disagreement', 'diversity_report', 'fidelity', 'layer_stds',
-           'noise_baseline', 'average_baseline', 'gaussian_baseline', 'latent_noise_baseline', 'chance_ceiling',
-           'beats_noise_share']
+__all__ = ['B_T_SEED', 'finetune', 'finetune_like_zoo', 'predictions', 'probabilities', 'misclassified', 'ensemble_draws',
+           'ensemble_accuracy', 'summarize', 'compare', 'nearest_training_distance', 'reference_distances', 'error_iou',
+           'novelty_report', 'agreement', 'pairwise_weight_distance', 'pairwise_disagreement', 'diversity_report',
+           'fidelity', 'layer_stds', 'noise_baseline', 'average_baseline', 'gaussian_baseline', 'latent_noise_baseline',
+           'random_init_baseline', 'chance_ceiling', 'beats_noise_share']
 
 # %% ../nbs/09_evaluate.ipynb #88653330
 def finetune(population: Population,   # models to fine-tune (not modified)
@@ -36,7 +37,7 @@ def finetune(population: Population,   # models to fine-tune (not modified)
     table = population.table
     if "seed" not in table: table = table.assign(seed=np.arange(len(population)))
     population = Population(population.arch, population.params, table)
-    start = evaluate(population, dataset.x_test, dataset.y_test)
+    start = score_population(population, dataset.x_test, dataset.y_test)
     rows = [(0, start["accuracy"], start["loss"])]
     def record(epoch, trained, metrics, state): rows.append((epoch, metrics["test_accuracy"], metrics["test_loss"]))
     if epochs > 0:
@@ -46,21 +47,17 @@ def finetune(population: Population,   # models to fine-tune (not modified)
                          "test_accuracy": torch.cat([r[1] for r in rows]).numpy().astype(float),
                          "test_loss": torch.cat([r[2] for r in rows]).numpy().astype(float)})
 
-# %% ../nbs/09_evaluate.ipynb #545e8bf0
-def _chunks(population: Population, x: torch.Tensor, budget: int | None):
-    "Logits of chunks of models on chunks of inputs: yields `(model slice, input slice, logits [m, n, C])`."
-    device = population.device
-    budget = budget or (65536 if device.type == "cuda" else 1024)
-    x = x.to(device)
-    models, n = len(population), len(x)
-    model_chunk = max(1, min(models, budget // max(1, min(n, 64))))
-    image_chunk = max(1, budget // model_chunk)
-    for m0 in range(0, models, model_chunk):
-        params = {k: v[m0:m0 + model_chunk] for k, v in population.params.items()}
-        for i0 in range(0, n, image_chunk):
-            logits = population_forward(population.arch, params, x[i0:i0 + image_chunk]).float()
-            yield slice(m0, m0 + model_chunk), slice(i0, i0 + image_chunk), logits
+# %% ../nbs/09_evaluate.ipynb #1984e07f
+def finetune_like_zoo(population: Population,  # models to fine-tune (not modified)
+                      dataset: Dataset,        # data; accuracy is measured on its test split
+                      epochs: int,             # epochs of fine-tuning (0: only evaluate)
+                      config: dict,            # a zoo's config (`Zoo.config`): its lr, weight_decay and batch_size are used
+                      progress: bool = False   # show a progress bar
+                      ) -> pd.DataFrame:       # long format: model, epoch, test_accuracy, test_loss
+    "`finetune` with the training hyperparameters of a zoo."
+    return finetune(population, dataset, epochs, config["lr"], config["weight_decay"], config["batch_size"], progress=progress)
 
+# %% ../nbs/09_evaluate.ipynb #633dd8cd
 @torch.no_grad()
 def predictions(population: Population,    # models
                 x: torch.Tensor,           # inputs `[N, *input_shape]`
@@ -68,9 +65,10 @@ def predictions(population: Population,    # models
                 ) -> torch.Tensor:         # predicted classes `[M, N]` (int64, on the population's device)
     "Every model's predicted class for every input, batched over models and inputs."
     out = torch.empty(len(population), len(x), dtype=torch.long, device=population.device)
-    for models, inputs, logits in _chunks(population, x, budget): out[models, inputs] = logits.argmax(-1)
+    for models, inputs, logits in chunked_logits(population, x, budget): out[models, inputs] = logits.argmax(-1)
     return out
 
+# %% ../nbs/09_evaluate.ipynb #9d152537
 @torch.no_grad()
 def probabilities(population: Population,    # models
                   x: torch.Tensor,           # inputs `[N, *input_shape]`
@@ -78,9 +76,10 @@ def probabilities(population: Population,    # models
                   ) -> torch.Tensor:         # softmax outputs `[M, N, classes]` (float32)
     "Every model's class probabilities for every input, batched over models and inputs."
     out = torch.empty(len(population), len(x), population.arch.classes, device=population.device)
-    for models, inputs, logits in _chunks(population, x, budget): out[models, inputs] = logits.softmax(-1)
+    for models, inputs, logits in chunked_logits(population, x, budget): out[models, inputs] = logits.softmax(-1)
     return out
 
+# %% ../nbs/09_evaluate.ipynb #705f0025
 def misclassified(population: Population,  # models
                   x: torch.Tensor,         # inputs `[N, *input_shape]`
                   y: torch.Tensor,         # labels `[N]`
@@ -89,7 +88,7 @@ def misclassified(population: Population,  # models
     "The error sets of all models: which examples each model misclassifies."
     return predictions(population, x, budget) != y.to(population.device)
 
-# %% ../nbs/09_evaluate.ipynb #2d9ccd27
+# %% ../nbs/09_evaluate.ipynb #d7a0dbbe
 def ensemble_draws(models: int,              # population size
                    k: int,                   # ensemble size
                    draws: int,               # number of ensembles
@@ -99,6 +98,7 @@ def ensemble_draws(models: int,              # population size
     if not 1 <= k <= models: raise HyperrepError(f"ensemble size {k}: expected 1..{models} (the population size)")
     return torch.rand(draws, models, generator=generator).argsort(1)[:, :k]
 
+# %% ../nbs/09_evaluate.ipynb #3a227789
 @torch.no_grad()
 def ensemble_accuracy(population: Population,   # models to draw ensembles from
                       x: torch.Tensor,          # inputs `[N, *input_shape]`
@@ -122,7 +122,7 @@ def ensemble_accuracy(population: Population,   # models to draw ensembles from
                      "max": float(accuracy.max()), "members": float(single[index].mean())})
     return pd.DataFrame(rows)
 
-# %% ../nbs/09_evaluate.ipynb #e7ce28ce
+# %% ../nbs/09_evaluate.ipynb #e8fe3c6f
 def _values(values, name: str = "values") -> np.ndarray:
     "A finite 1-d float array, or a clear error."
     array = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values, dtype=float).reshape(-1)
@@ -142,6 +142,7 @@ def summarize(values,                  # numbers, e.g. the test accuracies of a 
     return {"n": len(values), "mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
             "median": float(np.median(values)), "ci95": [float(lo), float(hi)]}
 
+# %% ../nbs/09_evaluate.ipynb #f1d8a864
 def compare(a,   # values of population a
             b    # values of population b
             ) -> dict:  # p_value, effect_size (P(a > b) + 0.5 P(a = b)), u, n_a, n_b
@@ -151,7 +152,7 @@ def compare(a,   # values of population a
     return {"p_value": float(result.pvalue), "effect_size": float(result.statistic / (len(a) * len(b))),
             "u": float(result.statistic), "n_a": len(a), "n_b": len(b)}
 
-# %% ../nbs/09_evaluate.ipynb #83c753c1
+# %% ../nbs/09_evaluate.ipynb #cd2882ce
 def _nearest(arch: Architecture, generated: torch.Tensor, training: torch.Tensor, aligned: bool, candidates: int,
              exclude: torch.Tensor | None = None, chunk: int = 256) -> dict[str, np.ndarray]:
     "Nearest training vector of every generated vector, raw and (optionally) aligned; `exclude [G, T]` bars pairs."
@@ -192,6 +193,7 @@ def nearest_training_distance(generated: Population,   # generated models
     found = _nearest(generated.arch, generated.to_vector().float(), training.to_vector().float(), aligned, candidates)
     return pd.DataFrame(found).rename_axis("model")
 
+# %% ../nbs/09_evaluate.ipynb #05cc942c
 def _runs(population: Population, run_ids) -> np.ndarray:
     "Run ids of a population: a table column name or one id per model."
     if isinstance(run_ids, str):
@@ -274,7 +276,7 @@ def agreement(a: Population,               # models
     one_hot = lambda p: F.one_hot(predictions(p, x, budget), classes).float().flatten(1)
     return one_hot(a) @ one_hot(b.to(a.device)).T / len(x)
 
-# %% ../nbs/09_evaluate.ipynb #4416be7c
+# %% ../nbs/09_evaluate.ipynb #74859561
 @torch.no_grad()
 def pairwise_weight_distance(population: Population,  # at least 2 models
                              aligned: bool = True     # align each pair by weight matching first
@@ -289,6 +291,7 @@ def pairwise_weight_distance(population: Population,  # at least 2 models
         distance = torch.minimum(distance, (moved - vectors[first]).norm(dim=1))
     return float(distance.mean())
 
+# %% ../nbs/09_evaluate.ipynb #141b35c8
 def pairwise_disagreement(population: Population,  # at least 2 models
                           x: torch.Tensor,         # inputs `[N, *input_shape]`
                           budget: int | None = None  # model-images per forward pass
@@ -308,7 +311,7 @@ def diversity_report(population: Population,   # at least 2 models
                      ) -> dict:                # accuracy, pairwise distances, disagreement, ensemble gain
     "Accuracy and the three diversity measures of a population."
     k = min(k, len(population))
-    accuracy = evaluate(population, dataset.x_test, dataset.y_test)["accuracy"]
+    accuracy = score_population(population, dataset.x_test, dataset.y_test)["accuracy"]
     ensembles = ensemble_accuracy(population, dataset.x_test, dataset.y_test, [k], draws, generator).iloc[0]
     return {"n": len(population), "accuracy_mean": float(accuracy.mean()),
             "pairwise_distance_aligned": pairwise_weight_distance(population, aligned=True),
@@ -338,14 +341,10 @@ def fidelity(reconstructed: Population,  # reconstructions, one per original, in
     return {"n": len(originals), "own_agreement": float(own.mean()), "other_agreement": float(other.mean()),
             "margin": float((own - other).mean())}
 
-# %% ../nbs/09_evaluate.ipynb #9d06eb72
+# %% ../nbs/09_evaluate.ipynb #9ede7bfd
 def _fresh_table(table: pd.DataFrame, **columns) -> pd.DataFrame:
     "A copy of a source table without stored metrics, plus `columns`."
     return table.drop(columns=[c for c in METRICS if c in table]).reset_index(drop=True).assign(**columns)
-
-def _randn(shape, generator: torch.Generator | None, device) -> torch.Tensor:
-    "Standard normal numbers drawn on the cpu generator (or the global RNG), on `device`."
-    return torch.randn(shape, generator=generator).to(device)
 
 def layer_stds(population: Population  # the pool
                ) -> torch.Tensor:       # `[layers]`
@@ -353,6 +352,7 @@ def layer_stds(population: Population  # the pool
     vectors = population.to_vector().float()
     return torch.stack([vectors[:, l.slice].std(correction=0) for l in population.arch.layout])
 
+# %% ../nbs/09_evaluate.ipynb #99ca3e4b
 def noise_baseline(anchors: Population,                          # the anchor pool (e.g. the training models)
                    scales=(0.0, 0.01, 0.03, 0.1, 0.3, 1.0),      # noise std as a multiple of each layer's std
                    generator: torch.Generator | None = None      # cpu generator (None: global RNG)
@@ -363,11 +363,12 @@ def noise_baseline(anchors: Population,                          # the anchor po
     per_parameter = torch.cat([sigma[i].expand(l.size) for i, l in enumerate(anchors.arch.layout)])
     out = {}
     for scale in scales:
-        noisy = vectors + _randn(vectors.shape, generator, vectors.device) * (float(scale) * per_parameter)
+        noisy = vectors + random_tensor("randn", vectors.shape, generator, "cpu").to(vectors.device) * (float(scale) * per_parameter)
         table = _fresh_table(anchors.table, baseline="noise", scale=float(scale), anchor=np.arange(len(anchors)))
         out[f"noise_{float(scale):g}"] = Population.from_vector(anchors.arch, noisy, table)
     return out
 
+# %% ../nbs/09_evaluate.ipynb #087cc97c
 @torch.no_grad()
 def average_baseline(training: Population,   # the pool to average
                      n: int,                 # models to make
@@ -386,15 +387,17 @@ def average_baseline(training: Population,   # the pool to average
                           "members": [row.tolist() for row in members.cpu()]})
     return Population.from_vector(training.arch, vectors.mean(1), table)
 
+# %% ../nbs/09_evaluate.ipynb #6f7bbe5c
 def gaussian_baseline(training: Population,   # the models to fit
                       n: int,                 # models to draw
                       generator: torch.Generator | None = None  # cpu generator (None: global RNG)
                       ) -> Population:
     "Models drawn from independent per-parameter Gaussians fitted to the training weights."
     std, mean = torch.std_mean(training.to_vector().float(), dim=0, correction=0)
-    samples = mean + _randn((n, len(mean)), generator, mean.device) * std
+    samples = mean + random_tensor("randn", (n, len(mean)), generator, "cpu").to(mean.device) * std
     return Population.from_vector(training.arch, samples, pd.DataFrame({"baseline": ["gaussian"] * n}))
 
+# %% ../nbs/09_evaluate.ipynb #02ae9ebb
 @torch.no_grad()
 def latent_noise_baseline(bundle,                  # a `hyperrep_nb.train.HyperRepresentation` (anything with encode/decode)
                           population: Population,  # models to encode
@@ -404,10 +407,21 @@ def latent_noise_baseline(bundle,                  # a `hyperrep_nb.train.HyperR
     "Encode, add Gaussian noise of norm about `scale * |z|` to every embedding, decode."
     if scale < 0: raise HyperrepError(f"scale={scale}: expected a number >= 0")
     z = bundle.encode(population).float()
-    noise = _randn(z.shape, generator, z.device) * (scale * z.norm(dim=1, keepdim=True) / z.shape[1] ** 0.5)
+    noise = random_tensor("randn", z.shape, generator, "cpu").to(z.device) * (scale * z.norm(dim=1, keepdim=True) / z.shape[1] ** 0.5)
     return bundle.decode(z + noise, _fresh_table(population.table, baseline="latent_noise", scale=float(scale)))
 
-# %% ../nbs/09_evaluate.ipynb #d7998c5d
+# %% ../nbs/09_evaluate.ipynb #f9f3f6e5
+B_T_SEED = 30_000_000  # first seed of the random-initialisation baseline, far above any zoo's seeds
+
+def random_init_baseline(arch: Architecture,     # the architecture to initialise
+                         n: int,                 # models to make
+                         init: str = "uniform",  # initialisation scheme (a zoo's `config["init"]`)
+                         device=None             # where the models go
+                         ) -> Population:        # seeds `B_T_SEED .. B_T_SEED + n - 1`
+    "The paper's baseline B_T: `n` freshly initialised models with seeds disjoint from the zoos'."
+    return Population.init(arch, range(B_T_SEED, B_T_SEED + n), init, device)
+
+# %% ../nbs/09_evaluate.ipynb #ecaab3d1
 def _points(points) -> tuple[np.ndarray, np.ndarray]:
     "Accuracy and max IoU of each model from a report-like table or an `[n, 2]` array of (accuracy, max_iou)."
     if isinstance(points, pd.DataFrame):
@@ -428,6 +442,7 @@ def chance_ceiling(labels,           # the test labels `[N]`
     chance = np.unique(labels, return_counts=True)[1].max() / len(labels)
     return float(chance + z * np.sqrt(chance * (1 - chance) / len(labels)))
 
+# %% ../nbs/09_evaluate.ipynb #19f3ecec
 def beats_noise_share(sampler_points,   # the sampler's models: a `novelty_report` or `[n, 2]` (accuracy, max_iou)
                       noise_points,     # the noise baseline's models (all scales together), same form
                       above: float      # a model must be more accurate than this to count at all (`chance_ceiling(y_test)`)

@@ -10,14 +10,14 @@ import numpy as np
 import pandas as pd
 import torch
 from .core import HyperrepError, default_device, save_tensors, load_tensors, write_json, read_json, timed
-from .arch import Architecture, Population, evaluate, paper_cnn, Conv, Linear, MaxPool, Flatten, Act, Skip
+from .arch import Architecture, Population, score_population, paper_cnn, Conv, Linear, MaxPool, Flatten, Act, Skip
 from .data import Dataset, load_dataset
 from .zoo import Zoo
 from .tokens import TokenLayout, detokenize
 from .model import HyperAutoencoder, ae_config
 from .train import decode_tokens, train_hyperrep, HyperRepresentation
 from .sampling import make_sampler, fit_sampler, sample_population
-from .evaluate import finetune, summarize, ensemble_accuracy, diversity_report
+from .evaluate import finetune_like_zoo, random_init_baseline, summarize, ensemble_accuracy, diversity_report
 
 # %% auto #0
 __all__ = ['POPULATION_FORMAT', 'ABLATION_SETTINGS', 'save_population', 'load_population', 'transfer_experiment',
@@ -58,7 +58,7 @@ def load_population(path: str | Path,  # folder written by `save_population`
                             f"expected per-model shapes {expected}, found {found}")
     return Population(arch, params, table)
 
-# %% ../nbs/11_experiments.ipynb #5a69027d
+# %% ../nbs/11_experiments.ipynb #32144494
 def _generator(seed: int) -> torch.Generator: return torch.Generator().manual_seed(seed)
 
 def _train_models(zoo: Zoo, epoch: int, n: int, device) -> Population:
@@ -79,13 +79,14 @@ def transfer_experiment(bundle,                  # `HyperRepresentation` of the 
     "Fine-tune S_KDE30 samples, B_T and B_F on `target`, recording test accuracy after every epoch."
     device, config = default_device(device), zoo.config
     populations = {"S_KDE30": sample_population(bundle, fit_sampler("S_KDE30", bundle), n, _generator(seed), device),
-                   "B_T": Population.init(zoo.arch, range(30_000_000, 30_000_000 + n), config.get("init", "uniform"), device),
+                   "B_T": random_init_baseline(zoo.arch, n, config.get("init", "uniform"), device),
                    "B_F": _train_models(zoo, bundle.meta["window"][1], n, device)}
     if baseline is not None:
         populations["B_KDE30"] = sample_population(baseline, fit_sampler("S_KDE30", baseline), n, _generator(seed), device)
-    return {name: finetune(population, target, epochs, config["lr"], config["weight_decay"], config["batch_size"])
+    return {name: finetune_like_zoo(population, target, epochs, config)
             for name, population in populations.items()}
 
+# %% ../nbs/11_experiments.ipynb #2bdbfda0
 def summarize_runs(runs: dict[str, pd.DataFrame]  # population -> long table with epoch and test_accuracy
                    ) -> dict:
     "`{population: {epoch: summarize(...)}}` of fine-tuning runs."
@@ -95,7 +96,7 @@ def summarize_runs(runs: dict[str, pd.DataFrame]  # population -> long table wit
 # %% ../nbs/11_experiments.ipynb #503a4d8f
 def _single_and_ensembles(population: Population, dataset: Dataset, k: int, seed: int, draws: int = 25) -> dict:
     "Mean and max test accuracy of single models and of random ensembles of `k` (average softmax)."
-    single = evaluate(population, dataset.x_test, dataset.y_test)["accuracy"]
+    single = score_population(population, dataset.x_test, dataset.y_test)["accuracy"]
     k = min(k, len(population))
     ensembles = ensemble_accuracy(population, dataset.x_test, dataset.y_test, [k], draws, _generator(seed)).iloc[0]
     return {"n": len(population), "single_mean": float(single.mean()), "single_max": float(single.max()),
@@ -111,7 +112,7 @@ def unseen_zoo_experiment(bundle,             # `HyperRepresentation` trained on
                           ) -> dict:
     "Encode an unseen zoo, sample around its embeddings, decode, evaluate on its data; single models and ensembles."
     device = default_device(device)
-    dataset = load_dataset(unseen.meta.get("dataset", "digits"), root=data_root, device=device)
+    dataset = unseen.dataset(data_root, device)
     anchors = unseen.population(bundle.meta["window"][1], device)
     z = bundle.encode(anchors)
     sampler = make_sampler("S_KDE30").fit(z, anchors.table["test_accuracy"].to_numpy())
@@ -120,7 +121,7 @@ def unseen_zoo_experiment(bundle,             # `HyperRepresentation` trained on
     results = {name: _single_and_ensembles(population, dataset, k, seed) for name, population in populations.items()}
     return {"source": bundle.meta.get("dataset"), "unseen": unseen.meta.get("dataset"), **results}
 
-# %% ../nbs/11_experiments.ipynb #065d16f1
+# %% ../nbs/11_experiments.ipynb #fb7017e7
 def unseen_architectures(channels: int = 1,          # input channels of the zoo's images
                          activation: str = "tanh"    # the zoo's activation (one of `hyperrep_nb.arch.ACTIVATIONS`)
                          ) -> dict[str, tuple[Architecture, str]]:  # name -> (architecture, how `place_weights` fills it)
@@ -136,6 +137,7 @@ def unseen_architectures(channels: int = 1,          # input channels of the zoo
             "4-conv": (Architecture(four, shape, f"cnn4_{c}ch_{activation}"), "redistribute"),
             "4-conv + id-skip": (Architecture(skips, shape, f"cnn4_idskip_{c}ch_{activation}"), "redistribute")}
 
+# %% ../nbs/11_experiments.ipynb #ac70394d
 def place_weights(source: Population,      # decoded models (the zoo's architecture)
                   into: Population,        # as many models of the new architecture, randomly initialised
                   how: str = "layers"      # "layers" or "redistribute"
@@ -157,6 +159,7 @@ def place_weights(source: Population,      # decoded models (the zoo's architect
         params[mine.bias_name] = source.params[theirs.bias_name].to(into.device)
     return Population(into.arch, params, into.table)
 
+# %% ../nbs/11_experiments.ipynb #d9e22499
 def unseen_architecture_experiment(bundle,           # `HyperRepresentation` of the source zoo
                                    zoo: Zoo,         # the source zoo (its activation, init and training hyperparameters)
                                    target: Dataset,  # where the new architectures are trained
@@ -170,9 +173,9 @@ def unseen_architecture_experiment(bundle,           # `HyperRepresentation` of 
     samples = sample_population(bundle, fit_sampler("S_KDE30", bundle), n, _generator(seed), device)
     runs = {}
     for name, (arch, how) in unseen_architectures(target.channels, config.get("activation", "tanh")).items():
-        random = Population.init(arch, range(30_000_000, 30_000_000 + n), config.get("init", "uniform"), device)
+        random = random_init_baseline(arch, n, config.get("init", "uniform"), device)
         for label, population in ((f"{name} (r. i.)", random), (f"{name} (gen.)", place_weights(samples, random, how))):
-            runs[label] = finetune(population, target, epochs, config["lr"], config["weight_decay"], config["batch_size"])
+            runs[label] = finetune_like_zoo(population, target, epochs, config)
     return runs
 
 # %% ../nbs/11_experiments.ipynb #7d5a326b
@@ -212,9 +215,9 @@ def judge_bundle(bundle: HyperRepresentation,  # a trained hyper-representation 
                  ) -> dict:                    # one flat row of figures
     "Accuracy, diversity, fidelity and embedding geometry of what a bundle generates (epoch 0, no fine-tuning)."
     device = bundle.device
-    dataset = load_dataset(zoo.meta.get("dataset", "digits"), root=data_root, device=device)
+    dataset = zoo.dataset(data_root, device)
     top = training_models(zoo, bundle.meta["window"][1], device)[1]
-    accuracy_of = lambda population: float(evaluate(population, dataset.x_test, dataset.y_test)["accuracy"].mean())
+    accuracy_of = lambda population: float(score_population(population, dataset.x_test, dataset.y_test)["accuracy"].mean())
     train = bundle.embeddings[torch.as_tensor(np.flatnonzero(bundle.table["split"].to_numpy() == "train"), device=device)]
     unit = torch.nn.functional.normalize(train.float(), dim=1)
     cosine = (1 - unit @ unit.T)[~torch.eye(len(unit), dtype=torch.bool, device=device)]
@@ -260,7 +263,7 @@ def training_ablation(zoo: Zoo,                  # the zoo (its last epoch and t
         write_json(saved, rows)
     return pd.DataFrame({name: {k: v for k, v in rows[name].items() if k != "config"} for name in names}).T
 
-# %% ../nbs/11_experiments.ipynb #4dfe7d19
+# %% ../nbs/11_experiments.ipynb #fa8a57d6
 class _FreshBundle:
     "An untrained autoencoder with anchor embeddings: the cost of a bundle without training one."
     def __init__(self, preset: str, device: torch.device, anchors: int = 350):
@@ -273,6 +276,7 @@ class _FreshBundle:
     def decode(self, z: torch.Tensor, table=None, batch: int = 512) -> Population:
         return detokenize(self.arch, decode_tokens(self.model, z, batch), table)
 
+# %% ../nbs/11_experiments.ipynb #b6194990
 def bench_sample(models: int = 1000,      # population size
                  sampler: str = "S_KDE30", # a name of `hyperrep_nb.sampling.SAMPLERS`
                  preset: str = "cpu",     # autoencoder preset (without `bundle`)
@@ -290,7 +294,7 @@ def bench_sample(models: int = 1000,      # population size
         fitted = make_sampler(sampler).fit(source.embeddings, source.scores)
     def batched():
         population = source.decode(fitted.sample(models, _generator(1), device))
-        return evaluate(population, data.x_test, data.y_test)["accuracy"]
+        return score_population(population, data.x_test, data.y_test)["accuracy"]
     one_by_one = min(models, sequential_models or models)
     @torch.no_grad()
     def sequential(count: int):

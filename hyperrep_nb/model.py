@@ -4,11 +4,11 @@
 
 # %% ../nbs/06_model.ipynb #d7359f9c
 from __future__ import annotations
-import math
 from dataclasses import dataclass, asdict, fields, MISSING
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from fastcore.basics import patch
 from .core import HyperrepError
 
 # %% auto #0
@@ -16,10 +16,38 @@ __all__ = ['AE_PRESETS', 'AEConfig', 'ae_config', 'check_widths', 'layer_mask', 
            'TransformerLayer', 'transformer', 'HyperAutoencoder', 'ProjectionHead', 'nt_xent', 'reconstruction_loss',
            'hyper_loss', 'count_parameters']
 
-# %% ../nbs/06_model.ipynb #53d2156a
+# %% ../nbs/06_model.ipynb #5e4b3c8b
 _CHOICES = {"permutation": ("random", "bank", "none"), "target": ("view", "original"), "behaviour_loss": ("kl", "l2"),
             "behaviour_inputs": ("data", "random"), "checkpoint": ("val", "last")}
 
+def _check_ae_config(config) -> None:
+    "Raise a `HyperrepError` naming the first field of an `AEConfig` that is out of range."
+    for name in ("d_token", "d_hidden", "layers", "heads", "d_z", "epochs", "batch_size",
+                 "projection_width", "projection_layers", "projection_dim"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise HyperrepError(f"AEConfig.{name} must be a positive integer, got {value!r}")
+    if config.d_token % config.heads:
+        raise HyperrepError(f"AEConfig.heads={config.heads} must divide d_token={config.d_token}")
+    if not 0 <= config.dropout < 1: raise HyperrepError(f"AEConfig.dropout must be in [0, 1), got {config.dropout}")
+    if not 0 <= config.beta <= 1: raise HyperrepError(f"AEConfig.beta must be in [0, 1], got {config.beta}")
+    for name in ("lr", "temperature"):
+        if not getattr(config, name) > 0: raise HyperrepError(f"AEConfig.{name} must be positive, got {getattr(config, name)}")
+    if not config.weight_decay >= 0: raise HyperrepError(f"AEConfig.weight_decay must be >= 0, got {config.weight_decay}")
+    for name in ("lwln", "canonical"):
+        if not isinstance(getattr(config, name), bool): raise HyperrepError(f"AEConfig.{name} must be True or False, got {getattr(config, name)!r}")
+    for name, allowed in _CHOICES.items():
+        if getattr(config, name) not in allowed:
+            raise HyperrepError(f"AEConfig.{name}={getattr(config, name)!r}: expected one of {', '.join(map(repr, allowed))}")
+    for name in ("bank_size", "behaviour_queries"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise HyperrepError(f"AEConfig.{name} must be a positive integer, got {value!r}")
+    if not config.behaviour >= 0: raise HyperrepError(f"AEConfig.behaviour must be >= 0, got {config.behaviour}")
+    if not config.behaviour_temperature > 0:
+        raise HyperrepError(f"AEConfig.behaviour_temperature must be positive, got {config.behaviour_temperature}")
+
+# %% ../nbs/06_model.ipynb #ccfd2cd1
 @dataclass
 class AEConfig:
     "Shape and training hyperparameters of the hyper-representation autoencoder (paper Table 8)."
@@ -50,46 +78,24 @@ class AEConfig:
     behaviour_temperature: float = 1.0  # softmax temperature of the behavioural loss
     checkpoint: str = "val"       # the epoch the bundle keeps: "val" (lowest validation loss) or "last"
 
-    def __post_init__(self):
-        for name in ("d_token", "d_hidden", "layers", "heads", "d_z", "epochs", "batch_size",
-                     "projection_width", "projection_layers", "projection_dim"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise HyperrepError(f"AEConfig.{name} must be a positive integer, got {value!r}")
-        if self.d_token % self.heads:
-            raise HyperrepError(f"AEConfig.heads={self.heads} must divide d_token={self.d_token}")
-        if not 0 <= self.dropout < 1: raise HyperrepError(f"AEConfig.dropout must be in [0, 1), got {self.dropout}")
-        if not 0 <= self.beta <= 1: raise HyperrepError(f"AEConfig.beta must be in [0, 1], got {self.beta}")
-        for name in ("lr", "temperature"):
-            if not getattr(self, name) > 0: raise HyperrepError(f"AEConfig.{name} must be positive, got {getattr(self, name)}")
-        if not self.weight_decay >= 0: raise HyperrepError(f"AEConfig.weight_decay must be >= 0, got {self.weight_decay}")
-        for name in ("lwln", "canonical"):
-            if not isinstance(getattr(self, name), bool): raise HyperrepError(f"AEConfig.{name} must be True or False, got {getattr(self, name)!r}")
-        for name, allowed in _CHOICES.items():
-            if getattr(self, name) not in allowed:
-                raise HyperrepError(f"AEConfig.{name}={getattr(self, name)!r}: expected one of {', '.join(map(repr, allowed))}")
-        for name in ("bank_size", "behaviour_queries"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise HyperrepError(f"AEConfig.{name} must be a positive integer, got {value!r}")
-        if not self.behaviour >= 0: raise HyperrepError(f"AEConfig.behaviour must be >= 0, got {self.behaviour}")
-        if not self.behaviour_temperature > 0:
-            raise HyperrepError(f"AEConfig.behaviour_temperature must be positive, got {self.behaviour_temperature}")
+    def __post_init__(self): _check_ae_config(self)
 
-    def to_dict(self) -> dict:
-        "JSON form (see `AEConfig.from_dict`)."
-        return asdict(self)
+# %% ../nbs/06_model.ipynb #d112cdbd
+@patch
+def to_dict(self: AEConfig) -> dict:
+    "JSON form (see `AEConfig.from_dict`)."
+    return asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict  # the output of `to_dict` (unknown keys are refused)
-                  ) -> "AEConfig":
-        "Rebuild a config from its JSON form."
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown: raise HyperrepError(f"unknown AEConfig keys {unknown}: expected some of {sorted(known)}")
-        missing = [f.name for f in fields(cls) if f.default is MISSING and f.name not in d]
-        if missing: raise HyperrepError(f"AEConfig lacks {missing}")
-        return cls(**d)
+@patch(cls_method=True)
+def from_dict(cls: AEConfig, d: dict  # the output of `to_dict` (unknown keys are refused)
+              ) -> "AEConfig":
+    "Rebuild a config from its JSON form."
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown: raise HyperrepError(f"unknown AEConfig keys {unknown}: expected some of {sorted(known)}")
+    missing = [f.name for f in fields(cls) if f.default is MISSING and f.name not in d]
+    if missing: raise HyperrepError(f"AEConfig lacks {missing}")
+    return cls(**d)
 
 # %% ../nbs/06_model.ipynb #40b16654
 _TABLE8 = dict(dropout=0.1, lr=1e-4, weight_decay=1e-9, temperature=0.1,
@@ -193,7 +199,7 @@ def transformer(config: AEConfig  # uses d_token, heads, d_hidden, layers, dropo
     return nn.Sequential(*[TransformerLayer(config.d_token, config.heads, config.d_hidden, config.dropout)
                            for _ in range(config.layers)], nn.LayerNorm(config.d_token))
 
-# %% ../nbs/06_model.ipynb #719b457a
+# %% ../nbs/06_model.ipynb #37e8ad71
 class HyperAutoencoder(nn.Module):
     "Transformer autoencoder from a model's token sequence to a bounded hyper-representation z and back."
     def __init__(self, widths,              # [(n_tokens_l, width_l), ...] per parameter layer, in token order
@@ -219,38 +225,44 @@ class HyperAutoencoder(nn.Module):
         if tokens.ndim != 3 or tuple(tokens.shape[1:]) != expected:
             raise HyperrepError(f"expected tokens [B, {expected[0]}, {expected[1]}], got {list(tokens.shape)}")
 
-    def encode(self, tokens: torch.Tensor  # [B, T, W_max] padded token sequences
-               ) -> torch.Tensor:          # z [B, d_z], in [-1, 1]
-        "The hyper-representation of each model."
-        self._check(tokens)
-        parts, start = [], 0
-        for (n, w), embed in zip(self.widths, self.embedders):
-            parts.append(embed(tokens[:, start:start + n, :w]))
-            start += n
-        x = torch.cat(parts, 1)
-        x = x + self.encoder_positions.to(x.dtype)
-        x = torch.cat([self.compression_token.to(x.dtype).expand(len(x), -1, -1), x], 1)
-        x = self.encoder(self.drop(x))
-        return torch.tanh(self.compress(x[:, 0]))
+# %% ../nbs/06_model.ipynb #28c666a7
+@patch
+def encode(self: HyperAutoencoder, tokens: torch.Tensor  # [B, T, W_max] padded token sequences
+           ) -> torch.Tensor:          # z [B, d_z], in [-1, 1]
+    "The hyper-representation of each model."
+    self._check(tokens)
+    parts, start = [], 0
+    for (n, w), embed in zip(self.widths, self.embedders):
+        parts.append(embed(tokens[:, start:start + n, :w]))
+        start += n
+    x = torch.cat(parts, 1)
+    x = x + self.encoder_positions.to(x.dtype)
+    x = torch.cat([self.compression_token.to(x.dtype).expand(len(x), -1, -1), x], 1)
+    x = self.encoder(self.drop(x))
+    return torch.tanh(self.compress(x[:, 0]))
 
-    def decode(self, z: torch.Tensor  # [B, d_z]
-               ) -> torch.Tensor:     # [B, T, W_max], zero in the padding
-        "Token sequences reconstructed from hyper-representations."
-        if z.ndim != 2 or z.shape[1] != self.config.d_z:
-            raise HyperrepError(f"expected z [B, {self.config.d_z}], got {list(z.shape)}")
-        x = self.decompress(z).view(len(z), self.n_tokens, self.config.d_token)
-        x = self.decoder(self.drop(x + self.decoder_positions.to(x.dtype)))
-        parts, start = [], 0
-        for (n, w), debed in zip(self.widths, self.debedders):
-            parts.append(F.pad(debed(x[:, start:start + n]), (0, self.w_max - w)))
-            start += n
-        return torch.cat(parts, 1)
+# %% ../nbs/06_model.ipynb #e871f8fb
+@patch
+def decode(self: HyperAutoencoder, z: torch.Tensor  # [B, d_z]
+           ) -> torch.Tensor:     # [B, T, W_max], zero in the padding
+    "Token sequences reconstructed from hyper-representations."
+    if z.ndim != 2 or z.shape[1] != self.config.d_z:
+        raise HyperrepError(f"expected z [B, {self.config.d_z}], got {list(z.shape)}")
+    x = self.decompress(z).view(len(z), self.n_tokens, self.config.d_token)
+    x = self.decoder(self.drop(x + self.decoder_positions.to(x.dtype)))
+    parts, start = [], 0
+    for (n, w), debed in zip(self.widths, self.debedders):
+        parts.append(F.pad(debed(x[:, start:start + n]), (0, self.w_max - w)))
+        start += n
+    return torch.cat(parts, 1)
 
-    def forward(self, tokens: torch.Tensor  # [B, T, W_max]
-                ) -> tuple[torch.Tensor, torch.Tensor]:  # (z [B, d_z], reconstruction [B, T, W_max])
-        "Encode and decode."
-        z = self.encode(tokens)
-        return z, self.decode(z)
+# %% ../nbs/06_model.ipynb #50249eaf
+@patch
+def forward(self: HyperAutoencoder, tokens: torch.Tensor  # [B, T, W_max]
+            ) -> tuple[torch.Tensor, torch.Tensor]:  # (z [B, d_z], reconstruction [B, T, W_max])
+    "Encode and decode."
+    z = self.encode(tokens)
+    return z, self.decode(z)
 
 # %% ../nbs/06_model.ipynb #aa1bab74
 class ProjectionHead(nn.Module):
@@ -319,7 +331,9 @@ def hyper_loss(model: HyperAutoencoder,   # the autoencoder
                beta: float,               # weight of the reconstruction loss
                temperature: float = 0.1,  # NT-Xent temperature
                behaviour=None,            # callable(decoded, targets) -> scalar behavioural loss, both [2B, T, W_max] (None: off)
-               behaviour_weight: float = 0.0  # weight of the behavioural loss, added to the paper's loss
+               behaviour_weight: float = 0.0, # weight of the behavioural loss, added to the paper's loss
+               gather=None,               # across ranks: callable [b, D] -> [B, D], every rank's projections (None: one process)
+               share: float = 1.0         # across ranks: this rank's samples x world size / all samples (weights the per-sample terms)
                ) -> dict:                 # loss, reconstruction, contrastive (and behaviour): scalars
     "The paper's training loss, beta * reconstruction + (1 - beta) * NT-Xent of the projected views, plus an optional behavioural term."
     if view_a.shape != view_b.shape or target_a.shape != view_a.shape or target_b.shape != view_a.shape:
@@ -330,11 +344,12 @@ def hyper_loss(model: HyperAutoencoder,   # the autoencoder
     targets = torch.cat([target_a, target_b])
     rec = reconstruction_loss(reconstruction, targets, mask, scale)
     projected = head(z)
-    con = nt_xent(projected[:B], projected[B:], temperature)
-    losses = dict(loss=beta * rec + (1 - beta) * con, reconstruction=rec, contrastive=con)
+    a, b = (projected[:B], projected[B:]) if gather is None else (gather(projected[:B]), gather(projected[B:]))
+    con = nt_xent(a, b, temperature)
+    losses = dict(loss=beta * share * rec + (1 - beta) * con, reconstruction=rec, contrastive=con)
     if behaviour is not None and behaviour_weight > 0:
         losses["behaviour"] = behaviour(reconstruction, targets)
-        losses["loss"] = losses["loss"] + behaviour_weight * losses["behaviour"]
+        losses["loss"] = losses["loss"] + behaviour_weight * share * losses["behaviour"]
     return losses
 
 # %% ../nbs/06_model.ipynb #255d9a95

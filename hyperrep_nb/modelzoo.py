@@ -114,13 +114,14 @@ def load_modelzoo_checkpoint(path: str | Path,     # a `checkpoints` file of a p
         params[name] = tensor.detach().to(torch.float32)
     return params
 
-# %% ../nbs/04_modelzoo.ipynb #f98906da
+# %% ../nbs/04_modelzoo.ipynb #4b4bae54
 _CACHE_BYTES = 2 ** 30                      # keep checked weights in memory up to this size
 _CONFIG_KEYS = {"lr": "optim::lr", "weight_decay": "optim::wd", "batch_size": "training::batchsize",
                 "activation": "model::nlin", "init": "model::init_type", "optimizer": "optim::optimizer"}
 _DATASET_HINTS = (("fashion", "fashion_mnist"), ("fmnist", "fashion_mnist"), ("cifar", "cifar10"), ("stl", "stl10"),
                   ("svhn", "svhn"), ("digits", "digits"), ("mnist", "mnist"))
 
+# %% ../nbs/04_modelzoo.ipynb #a3de9675
 def _default_epochs(models: list[dict]) -> list[int]:
     "The epochs that more than half of the models have a checkpoint for."
     counts = Counter(epoch for model in models for epoch in model["checkpoints"])
@@ -136,6 +137,7 @@ def _default_arch(models: list[dict]) -> Architecture:
     try: return paper_cnn(channels, activation.lower())
     except HyperrepError as error: raise HyperrepError(f"{error}; pass arch= explicitly") from error
 
+# %% ../nbs/04_modelzoo.ipynb #37530a1d
 def _dataset_name(params: list[dict]) -> str:
     "The dataset named in the models' params (most common), or 'unknown'."
     names = []
@@ -145,6 +147,7 @@ def _dataset_name(params: list[dict]) -> str:
         names.append(next((name for hint, name in _DATASET_HINTS if hint in value.lower()), Path(value).stem or value))
     return Counter(names).most_common(1)[0][0] if names else "unknown"
 
+# %% ../nbs/04_modelzoo.ipynb #993da7b1
 def _simple(value):
     "A JSON scalar as it is; lists and objects as compact JSON text."
     return value if value is None or isinstance(value, (str, int, float, bool)) else json.dumps(value, sort_keys=True)
@@ -158,6 +161,62 @@ def _null_nan(rows: list[list[float]]) -> list[list[float | None]]:
     "Rows of metrics, rounded, with NaN as None (JSON null)."
     return [[None if math.isnan(v) else round(float(v), 6) for v in row] for row in rows]
 
+# %% ../nbs/04_modelzoo.ipynb #74f7fe72
+def _model_folders(source: Path, out: Path) -> list[Path]:
+    "The model directories of `source` sorted by name, after checking that `out` is new or empty."
+    if not source.is_dir(): raise HyperrepError(f"{source} is not a folder: expected a folder of model directories (each with params.json)")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise HyperrepError(f"{out} is not empty: choose a new or empty folder for the imported zoo")
+    folders = sorted((d for d in source.iterdir() if d.is_dir() and (d / "params.json").is_file()), key=lambda d: d.name)
+    if not folders: raise HyperrepError(f"no model directories in {source}: expected sub-folders with params.json (modelzoos.cc layout)")
+    return folders
+
+def _check_model(model: dict, epochs: list[int], arch: Architecture, threshold: float | None
+                 ) -> tuple[tuple[str, str] | None, list[torch.Tensor]]:
+    "The first problem of a model (reason, detail), or None, and its flat weights per epoch."
+    missing = [e for e in epochs if e not in model["checkpoints"]]
+    if missing: return ("missing_epochs", f"{model['folder']} has no checkpoint for epochs {missing}"), []
+    vectors = []
+    for epoch in epochs:
+        path = model["checkpoints"][epoch]
+        try: params = load_modelzoo_checkpoint(path, arch)
+        except _Unreadable as error: return ("unreadable", str(error)), []
+        flat = torch.cat([p.flatten() for p in params.values()])
+        if not torch.isfinite(flat).all(): return ("nan", f"{path} has NaN or inf weights"), []
+        largest = float(flat.abs().max())
+        if threshold is not None and largest > threshold: return ("above_threshold", f"{path} has |w| = {largest:.4g} > {threshold}"), []
+        vectors.append(flat)
+    return None, vectors
+
+# %% ../nbs/04_modelzoo.ipynb #c0ce0881
+def _model_columns(params: list[dict], kept: list[str], split_seed: int) -> dict[str, list]:
+    "Table columns of the kept models: seed, split, source folder and every param."
+    columns = {"seed": [int(p["seed"]) if isinstance(p.get("seed"), (int, float)) and not isinstance(p.get("seed"), bool) else -1 for p in params],
+               "split": [str(s) for s in model_splits(len(kept), split_seed)], "source_dir": kept}
+    for key in dict.fromkeys(k for p in params for k in p):
+        if key not in columns: columns[key] = [_simple(p.get(key)) for p in params]
+    return columns
+
+def _import_config(source: Path, params: list[dict], epochs: list[int], threshold: float | None, split_seed: int) -> dict:
+    "The zoo config of an import: source, size, and the training settings of the models' params."
+    config = {"source": str(source), "preset": "imported", "models": len(params), "epochs": epochs[-1]}
+    for ours, theirs in _CONFIG_KEYS.items():
+        values = [p[theirs] for p in params if theirs in p]
+        if values: config[ours] = _uniform([_simple(v) for v in values])
+    config.update(threshold=threshold, split_seed=split_seed)
+    return config
+
+# %% ../nbs/04_modelzoo.ipynb #df8157f7
+def _new_report(found: int) -> dict:
+    "An empty import report: counts per reason, the epochs, and each dropped model's reason and detail."
+    return {"found": found, "imported": 0, "nan": 0, "above_threshold": 0, "missing_epochs": 0, "unreadable": 0,
+            "epochs": [], "dropped": {}}
+
+def _drop(report: dict, name: str, reason: str, detail: str):
+    "Record a dropped model in the report."
+    report[reason] += 1
+    report["dropped"][name] = {"reason": reason, "detail": detail}
+
 def _summary(report: dict) -> str:
     "The one-line summary of an import report."
     epochs = report["epochs"]
@@ -165,6 +224,18 @@ def _summary(report: dict) -> str:
     return (f"modelzoo import: {report['found']} models found, {report['imported']} imported; dropped: {report['nan']} NaN/inf, "
             f"{report['above_threshold']} above threshold, {report['missing_epochs']} missing epochs, "
             f"{report['unreadable']} unreadable; {span}")
+
+# %% ../nbs/04_modelzoo.ipynb #8b22ed48
+def _write_import(out: Path, meta: dict, epochs: list[int], metrics: dict[str, np.ndarray], population, progress: bool):
+    "Write the checked models epoch by epoch (`population(row, epoch)` gives each epoch's population), then metrics and `zoo.json`."
+    contiguous = epochs == list(range(epochs[-1] + 1))
+    out.mkdir(parents=True, exist_ok=True)
+    for row, epoch in enumerate(tqdm(epochs, disable=not progress, unit="epoch", desc="writing", leave=False)):
+        write_zoo_epoch(out, meta if contiguous else {**meta, "epochs": epochs[:row + 1]}, epoch, population(row, epoch),
+                        {k: metrics[k][row] for k in METRICS})
+    stored = {k: _null_nan(v) for k, v in metrics.items() if k in METRICS or not np.isnan(v).all()}
+    write_json(out / "metrics.json", stored)
+    write_json(out / "zoo.json", {**meta, **({} if contiguous else {"epochs": epochs}), "last_epoch": epochs[-1]})
 
 # %% ../nbs/04_modelzoo.ipynb #2ba9716c
 def import_modelzoo(source: str | Path,           # folder of model directories (each with `params.json`)
@@ -177,20 +248,11 @@ def import_modelzoo(source: str | Path,           # folder of model directories 
                     ) -> tuple[Zoo, dict]:        # the imported zoo and a report of what was dropped and why
     "Import a public model zoo (modelzoos.cc layout), filtering broken models, into a `Zoo` at `out`."
     source, out = Path(source), Path(out)
-    if not source.is_dir(): raise HyperrepError(f"{source} is not a folder: expected a folder of model directories (each with params.json)")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise HyperrepError(f"{out} is not empty: choose a new or empty folder for the imported zoo")
-    folders = sorted((d for d in source.iterdir() if d.is_dir() and (d / "params.json").is_file()), key=lambda d: d.name)
-    if not folders: raise HyperrepError(f"no model directories in {source}: expected sub-folders with params.json (modelzoos.cc layout)")
-    report = {"found": len(folders), "imported": 0, "nan": 0, "above_threshold": 0, "missing_epochs": 0, "unreadable": 0,
-              "epochs": [], "dropped": {}}
-    def drop(name, reason, detail):
-        report[reason] += 1
-        report["dropped"][name] = {"reason": reason, "detail": detail}
-    models = {}
+    folders = _model_folders(source, out)
+    report, models = _new_report(len(folders)), {}
     for folder in folders:
         try: models[folder.name] = read_modelzoo_model(folder)
-        except HyperrepError as error: drop(folder.name, "unreadable", str(error))
+        except HyperrepError as error: _drop(report, folder.name, "unreadable", str(error))
     if epochs is None: epochs = _default_epochs(list(models.values()))
     else: epochs = sorted({int(e) for e in ([epochs] if isinstance(epochs, (int, np.integer)) else epochs)})
     report["epochs"] = epochs
@@ -198,28 +260,9 @@ def import_modelzoo(source: str | Path,           # folder of model directories 
     cache = {} if len(models) * len(epochs) * arch.n_params * 4 <= _CACHE_BYTES else None
     kept = []
     for name, model in tqdm(models.items(), disable=not progress, unit="model", desc="checking", leave=False):
-        missing = [e for e in epochs if e not in model["checkpoints"]]
-        if missing:
-            drop(name, "missing_epochs", f"{model['folder']} has no checkpoint for epochs {missing}")
-            continue
-        problem, vectors = None, []
-        for epoch in epochs:
-            path = model["checkpoints"][epoch]
-            try: params = load_modelzoo_checkpoint(path, arch)
-            except _Unreadable as error:
-                problem = ("unreadable", str(error))
-                break
-            flat = torch.cat([p.flatten() for p in params.values()])
-            if not torch.isfinite(flat).all():
-                problem = ("nan", f"{path} has NaN or inf weights")
-                break
-            largest = float(flat.abs().max())
-            if threshold is not None and largest > threshold:
-                problem = ("above_threshold", f"{path} has |w| = {largest:.4g} > {threshold}")
-                break
-            if cache is not None: vectors.append(flat)
+        problem, vectors = _check_model(model, epochs, arch, threshold)
         if problem is not None:
-            drop(name, *problem)
+            _drop(report, name, *problem)
             continue
         kept.append(name)
         if cache is not None: cache[name] = vectors
@@ -229,31 +272,15 @@ def import_modelzoo(source: str | Path,           # folder of model directories 
     if not epochs: raise HyperrepError(f"no epochs to import from {source}: {summary}")
     if not kept: raise HyperrepError(f"no model of {source} could be imported ({summary}); see the report's reasons, "
                                      + "; ".join(f"{k}: {v['detail']}" for k, v in list(report["dropped"].items())[:3]))
-
     params = [models[name]["params"] for name in kept]
-    columns = {"seed": [int(p["seed"]) if isinstance(p.get("seed"), (int, float)) and not isinstance(p.get("seed"), bool) else -1 for p in params],
-               "split": [str(s) for s in model_splits(len(kept), split_seed)], "source_dir": kept}
-    for key in dict.fromkeys(k for p in params for k in p):
-        if key not in columns: columns[key] = [_simple(p.get(key)) for p in params]
-    table = pd.DataFrame(columns)
-    config = {"source": str(source), "preset": "imported", "models": len(kept), "epochs": epochs[-1]}
-    for ours, theirs in _CONFIG_KEYS.items():
-        values = [p[theirs] for p in params if theirs in p]
-        if values: config[ours] = _uniform([_simple(v) for v in values])
-    config.update(threshold=threshold, split_seed=split_seed)
+    columns = _model_columns(params, kept, split_seed)
     frames = [modelzoo_metrics(models[name]).reindex(epochs) for name in kept]
     metrics = {k: np.stack([f[k].to_numpy() for f in frames], axis=1) for k in _RESULT_KEYS.values()}   # [epochs, M]
-    meta = {"format": ZOO_FORMAT, "config": config, "arch": arch.to_dict(), "dataset": _dataset_name(params),
-            "models": columns, "import": report}
-    contiguous = epochs == list(range(epochs[-1] + 1))
-    out.mkdir(parents=True, exist_ok=True)
-    for row, epoch in enumerate(tqdm(epochs, disable=not progress, unit="epoch", desc="writing", leave=False)):
-        if cache is not None: population = Population.from_vector(arch, torch.stack([cache[name][row] for name in kept]), table)
-        else: population = Population.from_state_dicts(arch, [load_modelzoo_checkpoint(models[name]["checkpoints"][epoch], arch)
-                                                              for name in kept], table)
-        write_zoo_epoch(out, meta if contiguous else {**meta, "epochs": epochs[:row + 1]}, epoch, population,
-                        {k: metrics[k][row] for k in METRICS})
-    stored = {k: _null_nan(v) for k, v in metrics.items() if k in METRICS or not np.isnan(v).all()}
-    write_json(out / "metrics.json", stored)
-    write_json(out / "zoo.json", {**meta, **({} if contiguous else {"epochs": epochs}), "last_epoch": epochs[-1]})
+    meta = {"format": ZOO_FORMAT, "config": _import_config(source, params, epochs, threshold, split_seed), "arch": arch.to_dict(),
+            "dataset": _dataset_name(params), "models": columns, "import": report}
+    table = pd.DataFrame(columns)
+    def population(row, epoch):
+        if cache is not None: return Population.from_vector(arch, torch.stack([cache[name][row] for name in kept]), table)
+        return Population.from_state_dicts(arch, [load_modelzoo_checkpoint(models[name]["checkpoints"][epoch], arch) for name in kept], table)
+    _write_import(out, meta, epochs, metrics, population, progress)
     return Zoo(out), report

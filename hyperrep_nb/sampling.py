@@ -10,21 +10,72 @@ import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .core import HyperrepError, default_device, in_test, keep_torch_threads
+from fastcore.basics import patch
+from .core import HyperrepError, default_device, keep_torch_threads
 from .arch import Population
 
 # %% auto #0
-__all__ = ['SAMPLERS', 'select_anchors', 'Sampler', 'UniformSampler', 'silverman_bandwidth', 'KDESampler',
-           'CounterfactualSampler', 'NeighborhoodSampler', 'gan_networks', 'GANSampler', 'make_sampler', 'fit_sampler',
-           'sample_population', 'nearest_anchor_distance', 'near_copy_fraction']
+__all__ = ['SAMPLERS', 'make_sampler', 'fit_sampler', 'sample_population', 'random_tensor', 'select_anchors', 'Sampler',
+           'UniformSampler', 'silverman_bandwidth', 'KDESampler', 'CounterfactualSampler', 'NeighborhoodSampler',
+           'gan_networks', 'GANSampler', 'nearest_anchor_distance', 'near_copy_fraction']
+
+# %% ../nbs/08_sampling.ipynb #f98b75b5
+SAMPLERS = ("S_U", "S_C", "S_KDE", "S_KDE30", "S_KDE_joint", "S_KDE30_joint", "S_Neigh", "S_Neigh30", "S_GAN", "S_GAN30")
+
+def make_sampler(name: str,      # one of `SAMPLERS`
+                 **options       # constructor arguments of the sampler class (e.g. bandwidth, epochs, top)
+                 ) -> Sampler:
+    "A sampler by its paper name; the `30` variants keep the anchors of the best 30% of models, `_joint` is the joint KDE."
+    if name not in SAMPLERS: raise HyperrepError(f"unknown sampler {name!r}: expected one of {', '.join(SAMPLERS)}")
+    base = name.removesuffix("_joint")
+    if base != name: options = {"joint": True, **options}
+    if base.endswith("30"): base, options = base[:-2], {"top": 0.3, **options}
+    try: return _SAMPLER_CLASSES[base](**options)
+    except TypeError as error: raise HyperrepError(f"bad option for {name}: {error}") from error
+
+# %% ../nbs/08_sampling.ipynb #7917778e
+def fit_sampler(name: str,                     # one of `SAMPLERS`
+                bundle,                        # a `HyperRepresentation` (or anything with `.embeddings` and `.table`)
+                split: str | None = "train",   # whose embeddings are the anchors (None: all samples)
+                score: str = "test_accuracy",  # table column ranking the anchors for the top variants
+                **options                      # constructor arguments (see `make_sampler`)
+                ) -> Sampler:
+    "A sampler fitted to a bundle's embeddings of `split`."
+    sampler, table = make_sampler(name, **options), bundle.table
+    if split is None: rows = np.arange(len(table))
+    else:
+        if "split" not in table.columns: raise HyperrepError("the bundle's table has no 'split' column; pass split=None")
+        rows = np.flatnonzero(table["split"].to_numpy() == split)
+        if len(rows) == 0: raise HyperrepError(f"the bundle has no {split!r} samples; it has {sorted(set(table['split']))}")
+    if sampler.top is not None and score not in table.columns:
+        raise HyperrepError(f"{name} ranks anchors by {score!r}, which the bundle's table lacks; columns: {list(table.columns)}")
+    scores = table[score].to_numpy()[rows] if score in table.columns else None
+    anchors = bundle.embeddings[torch.as_tensor(rows, device=bundle.embeddings.device)]
+    return sampler.fit(anchors, scores)
+
+# %% ../nbs/08_sampling.ipynb #04f2129e
+def sample_population(bundle,                                   # a `HyperRepresentation`
+                      sampler: Sampler,                         # a fitted sampler of the bundle's dimension
+                      n: int,                                   # models to generate
+                      generator: torch.Generator | None = None, # randomness (same seed, same population)
+                      device=None,                              # where sampling and the population live (None: the bundle's device)
+                      first_seed: int = 10_000_000              # seed column: first_seed, first_seed + 1, ...
+                      ) -> Population:
+    "`n` new models: embeddings drawn by `sampler`, decoded by the bundle."
+    device = bundle.device if device is None else default_device(device)
+    if sampler.dim is not None and sampler.dim != bundle.embeddings.shape[1]:
+        raise HyperrepError(f"{sampler.name} was fitted to dimension {sampler.dim}, the bundle's embeddings have {bundle.embeddings.shape[1]}")
+    z = sampler.sample(n, generator, device)
+    table = pd.DataFrame({"sampler": sampler.name, "seed": first_seed + np.arange(n), "z_index": np.arange(n)})
+    return bundle.decode(z, table).to(device)
 
 # %% ../nbs/08_sampling.ipynb #7e704bc4
-def _random(kind: str,                          # "rand", "randn" or "randint"
-            shape: tuple,                       # output shape
-            generator: torch.Generator | None,  # drawn from this (on its own device); None: the global RNG
-            device: torch.device,               # where the result goes
-            high: int = 0                       # for "randint": values in [0, high)
-            ) -> torch.Tensor:
+def random_tensor(kind: str,                          # "rand", "randn" or "randint"
+                  shape: tuple,                       # output shape
+                  generator: torch.Generator | None,  # drawn from this (on its own device); None: the global RNG
+                  device: torch.device,               # where the result goes
+                  high: int = 0                       # for "randint": values in [0, high)
+                  ) -> torch.Tensor:
     "Random numbers drawn on the generator's device (or on `device` without one), then moved to `device`."
     source = generator.device if generator is not None else device
     if kind == "randint": values = torch.randint(high, shape, generator=generator, device=source)
@@ -32,6 +83,7 @@ def _random(kind: str,                          # "rand", "randn" or "randint"
     else: values = torch.randn(shape, generator=generator, device=source)
     return values.to(device)
 
+# %% ../nbs/08_sampling.ipynb #028f8a4a
 def _check_top(top) -> float | None:
     "`top` as a float in (0, 1], or None."
     if top is None: return None
@@ -109,7 +161,7 @@ class UniformSampler(Sampler):
     "S_U: uniform in the tanh box [-1, 1]^D."
     name = "S_U"
     def _sample(self, n, generator, device):
-        return _random("rand", (n, self.dim), generator, device) * 2 - 1
+        return random_tensor("rand", (n, self.dim), generator, device) * 2 - 1
 
 # %% ../nbs/08_sampling.ipynb #6e572e9e
 def silverman_bandwidth(anchors: torch.Tensor  # [A, D]
@@ -148,25 +200,27 @@ class KDESampler(Sampler):
 
     def _sample(self, n, generator, device):
         anchors, h = self.anchors.to(device), self.h.to(device)
-        index = _random("randint", (n, 1 if self.joint else self.dim), generator, device, high=len(anchors))  # per sample / coordinate
+        index = random_tensor("randint", (n, 1 if self.joint else self.dim), generator, device, high=len(anchors))  # per sample / coordinate
         index = index.expand(n, self.dim)
-        noise = _random("randn", (n, self.dim), generator, device)                        # own noise per coordinate
+        noise = random_tensor("randn", (n, self.dim), generator, device)                        # own noise per coordinate
         z = anchors.gather(0, index) + h * noise
         return z.clamp(-1, 1) if self.clamp else z
 
-    @torch.no_grad()
-    def log_density(self, z: torch.Tensor,        # embeddings [n, D]
-                    per_dimension: bool = False   # return [n, D] instead of the sum over dimensions
-                    ) -> torch.Tensor:            # [n] (or [n, D])
-        "Log-density of `z` under the fitted per-dimension KDE (dimensions independent, no clamping)."
-        if self.h is None: raise HyperrepError(f"{self.name}: call fit(anchors) first")
-        anchors, h = self.anchors.to(z.device), self.h.to(z.device)
-        constant = h.log() + 0.5 * math.log(2 * math.pi) + math.log(len(anchors))
-        chunk = max(1, 2 ** 24 // (len(anchors) * self.dim))
-        parts = [torch.logsumexp(-0.5 * ((z[i:i + chunk, None, :] - anchors) / h).square(), 1) - constant
-                 for i in range(0, len(z), chunk)]
-        out = torch.cat(parts)
-        return out if per_dimension else out.sum(1)
+# %% ../nbs/08_sampling.ipynb #8ff57d53
+@patch
+@torch.no_grad()
+def log_density(self: KDESampler, z: torch.Tensor,        # embeddings [n, D]
+                per_dimension: bool = False   # return [n, D] instead of the sum over dimensions
+                ) -> torch.Tensor:            # [n] (or [n, D])
+    "Log-density of `z` under the fitted per-dimension KDE (dimensions independent, no clamping)."
+    if self.h is None: raise HyperrepError(f"{self.name}: call fit(anchors) first")
+    anchors, h = self.anchors.to(z.device), self.h.to(z.device)
+    constant = h.log() + 0.5 * math.log(2 * math.pi) + math.log(len(anchors))
+    chunk = max(1, 2 ** 24 // (len(anchors) * self.dim))
+    parts = [torch.logsumexp(-0.5 * ((z[i:i + chunk, None, :] - anchors) / h).square(), 1) - constant
+             for i in range(0, len(z), chunk)]
+    out = torch.cat(parts)
+    return out if per_dimension else out.sum(1)
 
 # %% ../nbs/08_sampling.ipynb #0ace9935
 class CounterfactualSampler(Sampler):
@@ -191,9 +245,9 @@ class CounterfactualSampler(Sampler):
 
     def _sample(self, n, generator, device):
         cdf, centres = self.cdf.to(device), self.centres.to(device)
-        u = _random("rand", (self.dim, n), generator, device)
+        u = random_tensor("rand", (self.dim, n), generator, device)
         cell = torch.searchsorted(cdf, u).clamp_max(self.grid - 1)                        # [D, n]
-        jitter = _random("rand", (n, self.dim), generator, device) - 0.5
+        jitter = random_tensor("rand", (n, self.dim), generator, device) - 0.5
         return (centres[cell].T + jitter * self.step).clamp(-1, 1)
 
 # %% ../nbs/08_sampling.ipynb #a06901dd
@@ -223,7 +277,7 @@ class NeighborhoodSampler(Sampler):
 
     def _sample(self, n, generator, device):
         cpu = torch.device("cpu")
-        points = self.low + (self.high - self.low) * _random("rand", (n, 3), generator, cpu)
+        points = self.low + (self.high - self.low) * random_tensor("rand", (n, 3), generator, cpu)
         with warnings.catch_warnings(), keep_torch_threads():
             warnings.simplefilter("ignore")
             z = torch.as_tensor(self.umap.inverse_transform(points.numpy()), dtype=torch.float32)
@@ -261,88 +315,43 @@ class GANSampler(Sampler):
         self.lr_generator, self.lr_discriminator = lr_generator, lr_discriminator
         self.generator, self.history = None, []
 
-    def _fit(self, anchors):
-        device = default_device(self.device)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            generator, discriminator = gan_networks(self.dim, self.noise_dim)
-        generator, discriminator = generator.to(device), discriminator.to(device)
-        opt_g = torch.optim.Adam(generator.parameters(), lr=self.lr_generator, betas=(0.0, 0.9))
-        opt_d = torch.optim.Adam(discriminator.parameters(), lr=self.lr_discriminator, betas=(0.0, 0.9))
-        rng = torch.Generator(device).manual_seed(self.seed)
-        data, self.history = anchors.to(device), []
-        for epoch in range(self.epochs):
-            order = torch.randperm(len(data), generator=rng, device=device)
-            totals = torch.zeros(2, device=device)
-            for start in range(0, len(data), self.batch_size):
-                real = data[order[start:start + self.batch_size]]
-                fake = generator(torch.randn(len(real), self.noise_dim, generator=rng, device=device))
-                score_real, score_fake = discriminator(torch.cat([real, fake.detach()])).split(len(real))
-                loss_d = F.relu(1 - score_real).mean() + F.relu(1 + score_fake).mean()          # hinge loss
-                opt_d.zero_grad(set_to_none=True); loss_d.backward(); opt_d.step()
-                loss_g = -discriminator(fake).mean()
-                opt_g.zero_grad(set_to_none=True); loss_g.backward(); opt_g.step()
-                totals += torch.stack([loss_d.detach(), loss_g.detach()])
-            steps = math.ceil(len(data) / self.batch_size)
-            self.history.append({"epoch": epoch + 1, "loss_d": float(totals[0]) / steps, "loss_g": float(totals[1]) / steps})
-        self.generator, self.discriminator = generator.eval(), discriminator.eval()
-
     @torch.no_grad()
     def _sample(self, n, generator, device):
         where = next(self.generator.parameters()).device
-        noise = _random("randn", (n, self.noise_dim), generator, where)
+        noise = random_tensor("randn", (n, self.noise_dim), generator, where)
         return self.generator(noise).to(device)
 
-# %% ../nbs/08_sampling.ipynb #f22a843a
-SAMPLERS = ("S_U", "S_C", "S_KDE", "S_KDE30", "S_KDE_joint", "S_KDE30_joint", "S_Neigh", "S_Neigh30", "S_GAN", "S_GAN30")
+# %% ../nbs/08_sampling.ipynb #694328c3
+@patch
+def _fit(self: GANSampler, anchors):
+    device = default_device(self.device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(self.seed)
+        generator, discriminator = gan_networks(self.dim, self.noise_dim)
+    generator, discriminator = generator.to(device), discriminator.to(device)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=self.lr_generator, betas=(0.0, 0.9))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=self.lr_discriminator, betas=(0.0, 0.9))
+    rng = torch.Generator(device).manual_seed(self.seed)
+    data, self.history = anchors.to(device), []
+    for epoch in range(self.epochs):
+        order = torch.randperm(len(data), generator=rng, device=device)
+        totals = torch.zeros(2, device=device)
+        for start in range(0, len(data), self.batch_size):
+            real = data[order[start:start + self.batch_size]]
+            fake = generator(torch.randn(len(real), self.noise_dim, generator=rng, device=device))
+            score_real, score_fake = discriminator(torch.cat([real, fake.detach()])).split(len(real))
+            loss_d = F.relu(1 - score_real).mean() + F.relu(1 + score_fake).mean()          # hinge loss
+            opt_d.zero_grad(set_to_none=True); loss_d.backward(); opt_d.step()
+            loss_g = -discriminator(fake).mean()
+            opt_g.zero_grad(set_to_none=True); loss_g.backward(); opt_g.step()
+            totals += torch.stack([loss_d.detach(), loss_g.detach()])
+        steps = math.ceil(len(data) / self.batch_size)
+        self.history.append({"epoch": epoch + 1, "loss_d": float(totals[0]) / steps, "loss_g": float(totals[1]) / steps})
+    self.generator, self.discriminator = generator.eval(), discriminator.eval()
+
+# %% ../nbs/08_sampling.ipynb #6feab345
 _SAMPLER_CLASSES = {"S_U": UniformSampler, "S_C": CounterfactualSampler, "S_KDE": KDESampler,
                     "S_Neigh": NeighborhoodSampler, "S_GAN": GANSampler}
-
-def make_sampler(name: str,      # one of `SAMPLERS`
-                 **options       # constructor arguments of the sampler class (e.g. bandwidth, epochs, top)
-                 ) -> Sampler:
-    "A sampler by its paper name; the `30` variants keep the anchors of the best 30% of models, `_joint` is the joint KDE."
-    if name not in SAMPLERS: raise HyperrepError(f"unknown sampler {name!r}: expected one of {', '.join(SAMPLERS)}")
-    base = name.removesuffix("_joint")
-    if base != name: options = {"joint": True, **options}
-    if base.endswith("30"): base, options = base[:-2], {"top": 0.3, **options}
-    try: return _SAMPLER_CLASSES[base](**options)
-    except TypeError as error: raise HyperrepError(f"bad option for {name}: {error}") from error
-
-def fit_sampler(name: str,                     # one of `SAMPLERS`
-                bundle,                        # a `HyperRepresentation` (or anything with `.embeddings` and `.table`)
-                split: str | None = "train",   # whose embeddings are the anchors (None: all samples)
-                score: str = "test_accuracy",  # table column ranking the anchors for the top variants
-                **options                      # constructor arguments (see `make_sampler`)
-                ) -> Sampler:
-    "A sampler fitted to a bundle's embeddings of `split`."
-    sampler, table = make_sampler(name, **options), bundle.table
-    if split is None: rows = np.arange(len(table))
-    else:
-        if "split" not in table.columns: raise HyperrepError("the bundle's table has no 'split' column; pass split=None")
-        rows = np.flatnonzero(table["split"].to_numpy() == split)
-        if len(rows) == 0: raise HyperrepError(f"the bundle has no {split!r} samples; it has {sorted(set(table['split']))}")
-    if sampler.top is not None and score not in table.columns:
-        raise HyperrepError(f"{name} ranks anchors by {score!r}, which the bundle's table lacks; columns: {list(table.columns)}")
-    scores = table[score].to_numpy()[rows] if score in table.columns else None
-    anchors = bundle.embeddings[torch.as_tensor(rows, device=bundle.embeddings.device)]
-    return sampler.fit(anchors, scores)
-
-# %% ../nbs/08_sampling.ipynb #04f2129e
-def sample_population(bundle,                                   # a `HyperRepresentation`
-                      sampler: Sampler,                         # a fitted sampler of the bundle's dimension
-                      n: int,                                   # models to generate
-                      generator: torch.Generator | None = None, # randomness (same seed, same population)
-                      device=None,                              # where sampling and the population live (None: the bundle's device)
-                      first_seed: int = 10_000_000              # seed column: first_seed, first_seed + 1, ...
-                      ) -> Population:
-    "`n` new models: embeddings drawn by `sampler`, decoded by the bundle."
-    device = bundle.device if device is None else default_device(device)
-    if sampler.dim is not None and sampler.dim != bundle.embeddings.shape[1]:
-        raise HyperrepError(f"{sampler.name} was fitted to dimension {sampler.dim}, the bundle's embeddings have {bundle.embeddings.shape[1]}")
-    z = sampler.sample(n, generator, device)
-    table = pd.DataFrame({"sampler": sampler.name, "seed": first_seed + np.arange(n), "z_index": np.arange(n)})
-    return bundle.decode(z, table).to(device)
 
 # %% ../nbs/08_sampling.ipynb #96f98712
 @torch.no_grad()

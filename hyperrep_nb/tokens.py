@@ -18,7 +18,7 @@ __all__ = ['TokenLayout', 'vectors_to_tokens', 'tokens_to_vectors', 'tokenize', 
            'permutation_bank', 'erase_tokens', 'add_noise', 'Augment', 'align_vectors', 'align_to',
            'canonical_reference']
 
-# %% ../nbs/05_tokens.ipynb #7d1adb4f
+# %% ../nbs/05_tokens.ipynb #778be0fa
 class TokenLayout:
     "Where every parameter of an architecture sits in its zero-padded token matrix `[n_tokens, max_width]`."
     def __init__(self, arch: Architecture):  # the architecture whose models are tokenised
@@ -61,6 +61,7 @@ class TokenLayout:
     def __repr__(self):
         return f"TokenLayout({self.arch.name}: {self.n_tokens} tokens, widths {[w for _, _, w in self.layers]}, max {self.max_width})"
 
+# %% ../nbs/05_tokens.ipynb #a2ac83bf
 @lru_cache(maxsize=64)
 def _layout(arch: Architecture) -> TokenLayout:
     "The (cached) token layout of `arch`."

@@ -4,19 +4,23 @@
 
 # %% ../nbs/07_train.ipynb #8d5076f4
 from __future__ import annotations
-import math, time
-from contextlib import nullcontext
+import math, os, time
+from functools import partial
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
+import torch.distributed as dist
 from sklearn.linear_model import RidgeCV
 from sklearn.metrics import r2_score
 from tqdm.auto import tqdm
-from .core import HyperrepError, default_device, in_test, write_json, read_json, save_tensors, load_tensors, timed
-from .arch import Architecture, Population, evaluate, population_forward
-from .data import load_dataset
+from fastcore.basics import patch
+from .core import HyperrepError, default_device, meta_dataset_name, write_json, read_json, save_tensors, load_tensors, timed
+from .arch import Architecture, Population, score_population, population_forward
+from .data import Dataset, save_dataset, dataset_for
 from .zoo import Zoo
 from .tokens import (TokenLayout, tokenize, detokenize, tokens_to_vectors, permute_tokens, permutation_bank, Augment,
                                 align_to, canonical_reference)
@@ -24,9 +28,10 @@ from .evaluate import fidelity
 from .model import AEConfig, ae_config, HyperAutoencoder, ProjectionHead, hyper_loss, reconstruction_loss, layer_scale
 
 # %% auto #0
-__all__ = ['BUNDLE_FORMAT', 'MAX_GRAD_NORM', 'zoo_samples', 'layer_sigmas', 'reconstruction_r2', 'decode_tokens',
-           'behaviour_loss', 'Trainer', 'property_probe', 'write_bundle', 'train_hyperrep', 'HyperRepresentation',
-           'describe_bundle', 'linear_code_yardstick', 'bench_ae']
+__all__ = ['BUNDLE_FORMAT', 'MAX_GRAD_NORM', 'zoo_samples', 'layer_sigmas', 'reconstruction_r2', 'encode_tokens', 'decode_tokens',
+           'embed_tokens', 'behaviour_loss', 'Trainer', 'LossModule', 'gather_rows', 'property_probe', 'write_bundle',
+           'distributed', 'train_hyperrep', 'HyperRepresentation', 'describe_bundle', 'linear_code_yardstick',
+           'bench_ae']
 
 # %% ../nbs/07_train.ipynb #9d53b545
 def zoo_samples(zoo: Zoo,                    # the zoo to learn from
@@ -60,7 +65,7 @@ def reconstruction_r2(arch: Architecture,         # architecture of the vectors
     per_layer = [float(1 - error[:, l.slice].sum() / spread[:, l.slice].sum()) for l in arch.layout]
     return {"r2": float(1 - error.sum() / spread.sum()), "r2_per_layer": per_layer}
 
-# %% ../nbs/07_train.ipynb #7126a962
+# %% ../nbs/07_train.ipynb #1a634e47
 BUNDLE_FORMAT = "hyperrep_nb.bundle/1"
 MAX_GRAD_NORM = 1.0   # gradient clipping: with LWLN the first losses are large (small-sigma layers), and unclipped steps
                       # collapsed the encoder to one point on the digits zoo (embedding std over samples 0.008)
@@ -69,6 +74,7 @@ def _autocast(device: torch.device):
     "bf16 autocast on GPU, nothing on CPU."
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
+# %% ../nbs/07_train.ipynb #f5c3d5de
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
     "An optimizer's state as flat named tensors (for safetensors)."
     return {f"{index}.{key}": torch.as_tensor(value).reshape(-1) if key == "step" else value
@@ -82,25 +88,38 @@ def _load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str,
         state.setdefault(int(index), {})[key] = value.reshape(()) if key == "step" else value
     optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
 
+# %% ../nbs/07_train.ipynb #b881e9fc
 @torch.no_grad()
-def _embed(model, tokens, batch=512):
-    "Embeddings and reconstructions of `tokens` in eval mode, in batches."
+def _batched(model: HyperAutoencoder, step, x: torch.Tensor, batch: int) -> torch.Tensor:
+    "`step` (a method of `model`) over batches of `x`, in eval mode and bf16 autocast on GPU, as one float32 tensor."
     model.eval()
-    zs, recs = [], []
-    for i in range(0, len(tokens), batch):
-        with _autocast(tokens.device): z, rec = model(tokens[i:i + batch])
-        zs.append(z.float()); recs.append(rec.float())
-    return torch.cat(zs), torch.cat(recs)
+    with _autocast(x.device):
+        return torch.cat([step(x[i:i + batch]).float() for i in range(0, len(x), batch)])
 
-@torch.no_grad()
+# %% ../nbs/07_train.ipynb #01cfb486
+def encode_tokens(model: HyperAutoencoder,  # the autoencoder
+                  tokens: torch.Tensor,     # token sequences `[M, n_tokens, max_width]` on the model's device
+                  batch: int = 512          # sequences per encoder pass
+                  ) -> torch.Tensor:        # float32 embeddings `[M, d_z]`
+    "The encoder's embeddings of token sequences, in eval mode and batches."
+    return _batched(model, model.encode, tokens, batch)
+
+# %% ../nbs/07_train.ipynb #b30b4722
 def decode_tokens(model: HyperAutoencoder,  # the autoencoder
                   z: torch.Tensor,          # embeddings `[M, d_z]` on the model's device
                   batch: int = 512          # embeddings per decoder pass
                   ) -> torch.Tensor:        # float32 tokens `[M, n_tokens, max_width]`
     "The decoder's tokens for embeddings `z`, in eval mode and batches (bf16 autocast on GPU)."
-    model.eval()
-    with _autocast(z.device):
-        return torch.cat([model.decode(z[i:i + batch]).float() for i in range(0, len(z), batch)])
+    return _batched(model, model.decode, z, batch)
+
+# %% ../nbs/07_train.ipynb #cb7b9a42
+def embed_tokens(model: HyperAutoencoder,  # the autoencoder
+                 tokens: torch.Tensor,     # token sequences `[M, n_tokens, max_width]` on the model's device
+                 batch: int = 512          # sequences per pass
+                 ) -> tuple[torch.Tensor, torch.Tensor]:  # float32 embeddings `[M, d_z]` and reconstructions like `tokens`
+    "Embeddings and reconstructions of token sequences: `encode_tokens` then `decode_tokens`."
+    z = encode_tokens(model, tokens, batch)
+    return z, decode_tokens(model, z, batch)
 
 # %% ../nbs/07_train.ipynb #70b70beb
 def behaviour_loss(arch: Architecture,      # the architecture of the decoded models
@@ -121,7 +140,7 @@ def behaviour_loss(arch: Architecture,      # the architecture of the decoded mo
     if kind == "l2": return (logits.softmax(-1) - reference.softmax(-1)).square().sum(-1).mean()
     raise HyperrepError(f"behaviour loss {kind!r}: expected 'kl' or 'l2'")
 
-# %% ../nbs/07_train.ipynb #79216e31
+# %% ../nbs/07_train.ipynb #da88c5f2
 class Trainer:
     "Trains a hyper-representation on a zoo, with checkpoints, resume and validation metrics."
     def __init__(self, zoo: Zoo | str | Path,     # the zoo (or its folder)
@@ -146,7 +165,7 @@ class Trainer:
         self.bank = permutation_bank(self.layout, config.bank_size, seed) if config.permutation == "bank" else None
         self.queries = None
         if config.behaviour > 0 and config.behaviour_inputs == "data":
-            self.queries = load_dataset(self.zoo.meta.get("dataset", "digits"), root=data_root, device=self.device).x_train
+            self.queries = self.zoo.dataset(data_root, self.device).x_train
         self.sigmas = layer_sigmas(self.layout, self.tokens[self.rows["train"]])
         self.mask = self.layout.on(self.device)["mask"]
         self.scale = layer_scale(self.layout.widths, self.sigmas if config.lwln else None).to(self.device)
@@ -156,137 +175,205 @@ class Trainer:
         self.head = ProjectionHead.from_config(config).to(self.device)
         self.parameters = [*self.model.parameters(), *self.head.parameters()]
         self.optimizer = torch.optim.AdamW(self.parameters, lr=config.lr, weight_decay=config.weight_decay)
+        self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        self.ddp = nn.parallel.DistributedDataParallel(LossModule(self.model, self.head)) if self.world > 1 else None
         self.erase = Augment(self.layout, permute=False, erase_p=0.5)
         self.state = {"epoch": 0, "best_epoch": None, "best_val_loss": math.inf, "history": [], "train_seconds": 0.0}
 
-    # --- persistence ---------------------------------------------------------------------------------
-    def identity(self) -> dict:
-        "What must match for a resume."
-        return {"zoo": str(self.zoo.path.resolve()), "window": list(self.window), "ae": self.config.to_dict(), "seed": self.seed,
-                "arch": self.zoo.arch.to_dict()}
+# %% ../nbs/07_train.ipynb #c5c4fc58
+@patch
+def identity(self: Trainer) -> dict:
+    "What must match for a resume."
+    return {"zoo": str(self.zoo.path.resolve()), "window": list(self.window), "ae": self.config.to_dict(), "seed": self.seed,
+            "arch": self.zoo.arch.to_dict()}
 
-    def _weights(self) -> dict[str, torch.Tensor]:
-        return {**{f"model.{k}": v for k, v in self.model.state_dict().items()}, **{f"head.{k}": v for k, v in self.head.state_dict().items()}}
+@patch
+def _weights(self: Trainer) -> dict[str, torch.Tensor]:
+    return {**{f"model.{k}": v for k, v in self.model.state_dict().items()}, **{f"head.{k}": v for k, v in self.head.state_dict().items()}}
 
-    def save_state(self):
-        "Write last weights, optimizer and state (the commit point, written last)."
-        folder = self.out / "training"
-        save_tensors(folder / "last.safetensors", self._weights())
-        save_tensors(folder / "optimizer.safetensors", _optimizer_tensors(self.optimizer))
-        write_json(folder / "state.json", {**self.identity(), **self.state})
+@patch
+def save_state(self: Trainer):
+    "Write last weights, optimizer and state (the commit point, written last); across ranks, rank 0 writes."
+    if self.rank != 0: return
+    folder = self.out / "training"
+    save_tensors(folder / "last.safetensors", self._weights())
+    save_tensors(folder / "optimizer.safetensors", _optimizer_tensors(self.optimizer))
+    write_json(folder / "state.json", {**self.identity(), **self.state})
 
-    def try_resume(self) -> bool:
-        "Continue from a saved state of the same run, if any."
-        path = self.out / "training" / "state.json"
-        if not path.exists(): return False
-        saved = read_json(path)
-        mismatch = [k for k, v in self.identity().items() if saved.get(k) != v]
-        if mismatch:
-            raise HyperrepError(f"{self.out} holds training of a different run (differs in {', '.join(mismatch)}); "
-                                "use another --out or the same settings")
-        weights = load_tensors(self.out / "training" / "last.safetensors", self.device)
-        self.model.load_state_dict({k[6:]: v for k, v in weights.items() if k.startswith("model.")})
-        self.head.load_state_dict({k[5:]: v for k, v in weights.items() if k.startswith("head.")})
-        _load_optimizer_tensors(self.optimizer, load_tensors(self.out / "training" / "optimizer.safetensors", self.device))
-        self.state = {k: saved[k] for k in self.state}
-        return True
+# %% ../nbs/07_train.ipynb #8a1aa409
+@patch
+def try_resume(self: Trainer) -> bool:
+    "Continue from a saved state of the same run, if any."
+    path = self.out / "training" / "state.json"
+    if not path.exists(): return False
+    saved = read_json(path)
+    mismatch = [k for k, v in self.identity().items() if saved.get(k) != v]
+    if mismatch:
+        raise HyperrepError(f"{self.out} holds training of a different run (differs in {', '.join(mismatch)}); "
+                            "use another --out or the same settings")
+    weights = load_tensors(self.out / "training" / "last.safetensors", self.device)
+    self.model.load_state_dict({k[6:]: v for k, v in weights.items() if k.startswith("model.")})
+    self.head.load_state_dict({k[5:]: v for k, v in weights.items() if k.startswith("head.")})
+    _load_optimizer_tensors(self.optimizer, load_tensors(self.out / "training" / "optimizer.safetensors", self.device))
+    self.state = {k: saved[k] for k in self.state}
+    return True
 
-    # --- training ------------------------------------------------------------------------------------
-    def train_epoch(self, epoch: int) -> dict:
-        "One pass over the train samples; mean losses."
-        self.model.train(); self.head.train()
-        torch.manual_seed(self.seed * 100_003 + epoch)          # dropout: a resumed run repeats the same epochs
-        generator = torch.Generator(self.device).manual_seed(self.seed * 100_003 + epoch)
-        order = self.rows["train"][torch.randperm(len(self.rows["train"]), generator=generator, device=self.device)]
-        totals, batches = {"loss": 0.0, "reconstruction": 0.0, "contrastive": 0.0, "behaviour": 0.0}, 0
-        for start in range(0, len(order), self.config.batch_size):
-            tokens = self.tokens[order[start:start + self.config.batch_size]]
-            if len(tokens) < 2: continue
-            view_a, view_b, target_a, target_b = self.views(tokens, generator)
-            with _autocast(self.device):
-                losses = hyper_loss(self.model, self.head, view_a, view_b, target_a, target_b, self.mask, self.scale,
-                                    self.config.beta, self.config.temperature, self.behaviour(generator), self.config.behaviour)
-            if not torch.isfinite(losses["loss"]):
-                raise HyperrepError(f"training diverged: the loss became {float(losses['loss'].detach())} at epoch {epoch}; the last good "
-                                    f"checkpoint (epoch {self.state['epoch']}) is kept in {self.out}; try a lower learning rate")
-            self.optimizer.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(self.parameters, MAX_GRAD_NORM)
-            self.optimizer.step()
-            for k in losses: totals[k] += float(losses[k].detach())
-            batches += 1
-        return {k: v / max(batches, 1) for k, v in totals.items()}
+# %% ../nbs/07_train.ipynb #59bf4663
+@patch
+def train_epoch(self: Trainer, epoch: int) -> dict:
+    "One pass over the train samples; mean losses."
+    self.model.train(); self.head.train()
+    torch.manual_seed(self.seed * 100_003 + epoch)          # dropout: a resumed run repeats the same epochs
+    generator = torch.Generator(self.device).manual_seed(self.seed * 100_003 + epoch)
+    order = self.rows["train"][torch.randperm(len(self.rows["train"]), generator=generator, device=self.device)]
+    totals, batches = {"loss": 0.0, "reconstruction": 0.0, "contrastive": 0.0, "behaviour": 0.0}, 0
+    for start in range(0, len(order), self.config.batch_size):
+        tokens = self.tokens[order[start:start + self.config.batch_size]]
+        if len(tokens) < max(2, self.world): continue
+        views = self.views(tokens, generator)
+        with _autocast(self.device): losses, logged = self.batch_losses(views, self.behaviour(generator))
+        if not torch.isfinite(losses["loss"]):
+            raise HyperrepError(f"training diverged: the loss became {float(losses['loss'].detach())} at epoch {epoch}; the last good "
+                                f"checkpoint (epoch {self.state['epoch']}) is kept in {self.out}; try a lower learning rate")
+        self.optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(self.parameters, MAX_GRAD_NORM)
+        self.optimizer.step()
+        for k in logged: totals[k] += logged[k]
+        batches += 1
+    if self.world > 1:   # every rank logged its part of each batch's loss: their sum is the whole batch's
+        summed = torch.tensor(list(totals.values()), dtype=torch.float64)
+        dist.all_reduce(summed)
+        totals = dict(zip(totals, summed.tolist()))
+    return {k: v / max(batches, 1) for k, v in totals.items()}
 
-    def views(self, tokens: torch.Tensor, generator: torch.Generator) -> tuple:
-        "The two encoder views of a batch and what each must reconstruct, as the config's permutation and target say."
-        if self.config.permutation == "none": a = b = tokens
-        else: a, b = (permute_tokens(self.layout, tokens, generator, self.bank) for _ in range(2))
-        targets = (a, b) if self.config.target == "view" else (tokens, tokens)
-        return self.erase(a, generator), self.erase(b, generator), *targets
+# %% ../nbs/07_train.ipynb #18e8755a
+class LossModule(nn.Module):
+    "The autoencoder and its projection head as one module whose forward is `hyper_loss`: what DistributedDataParallel wraps."
+    def __init__(self, model: HyperAutoencoder, head: ProjectionHead):
+        super().__init__()
+        self.model, self.head = model, head
 
-    def behaviour(self, generator: torch.Generator):
-        "The behavioural loss of this batch's first views on freshly drawn query inputs (None when its weight is 0)."
-        config, arch = self.config, self.zoo.arch
-        if config.behaviour == 0: return None
-        if self.queries is None:
-            queries = torch.randn(config.behaviour_queries, *arch.input_shape, generator=generator, device=self.device)
-        else: queries = self.queries[torch.randint(len(self.queries), (config.behaviour_queries,), generator=generator, device=self.device)]
-        first = lambda tokens: tokens[:len(tokens) // 2]   # hyper_loss decodes both views; the first view's half the cost
-        return lambda decoded, targets: behaviour_loss(arch, self.layout, first(decoded), first(targets), queries, config.behaviour_loss,
-                                                       config.behaviour_temperature)
+    def forward(self, *args, **kwargs) -> dict: return hyper_loss(self.model, self.head, *args, **kwargs)
 
-    def validate(self, split: str = "val") -> dict:
-        "Reconstruction loss (as trained) and R2 on a split."
-        tokens = self.tokens[self.rows[split]]
-        _, reconstruction = _embed(self.model, tokens)
-        loss = float(reconstruction_loss(reconstruction, tokens, self.mask, self.scale))
-        r2 = reconstruction_r2(self.zoo.arch, tokens_to_vectors(self.layout, reconstruction),
-                               tokens_to_vectors(self.layout, tokens), self.mean_vector)
-        return {"loss": loss, **r2}
+# %% ../nbs/07_train.ipynb #a6dad831
+class _AllGather(torch.autograd.Function):
+    "All ranks' equally shaped tensors stacked in rank order; backward sums the gradients of all ranks and keeps this rank's part."
+    @staticmethod
+    def forward(ctx, x):
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        return torch.stack(parts)
 
-    def fit(self, progress: bool = True,          # show a progress bar
-            until: int | None = None):            # stop after this epoch (None: config.epochs); rerun to continue
-        "Train to `config.epochs` (or `until`), validating and checkpointing every `eval_every` epochs."
-        target = min(self.config.epochs, until or self.config.epochs)
-        bar = tqdm(range(self.state["epoch"] + 1, target + 1), disable=not progress, unit="epoch", leave=False, desc=self.out.name)
-        for epoch in bar:
-            started = time.perf_counter()
-            losses = self.train_epoch(epoch)
-            self.state["train_seconds"] += time.perf_counter() - started
-            if epoch % self.eval_every == 0 or epoch == target:
-                val = self.validate("val")
-                self.state["history"].append({"epoch": epoch, **{f"train_{k}": round(v, 6) for k, v in losses.items()},
-                                              "val_loss": round(val["loss"], 6), "val_r2": round(val["r2"], 4),
-                                              "val_r2_per_layer": [round(r, 4) for r in val["r2_per_layer"]]})
-                self.state["epoch"] = epoch
-                if val["loss"] < self.state["best_val_loss"] or self.config.checkpoint == "last":   # best_epoch: the kept one
-                    self.state["best_epoch"], self.state["best_val_loss"] = epoch, min(val["loss"], self.state["best_val_loss"])
-                    save_tensors(self.out / "autoencoder.safetensors", self.model.state_dict())
-                self.save_state()
-                bar.set_postfix(loss=f"{losses['loss']:.4f}", val_r2=f"{val['r2']:.3f}")
-        bar.close()
-        return self
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad[dist.get_rank()]
 
-# %% ../nbs/07_train.ipynb #42eca82f
+def gather_rows(x: torch.Tensor,   # `[sizes[rank], D]` this rank's rows
+                sizes: list[int]   # rows per rank
+                ) -> torch.Tensor: # `[sum(sizes), D]` in rank order
+    "Every rank's rows concatenated in rank order; gradients flow back to the rank that owns each row."
+    padded = F.pad(x, (0, 0, 0, max(sizes) - len(x)))      # all_gather needs one shape on every rank
+    return torch.cat([part[:n] for part, n in zip(_AllGather.apply(padded), sizes)])
+
+# %% ../nbs/07_train.ipynb #ff3dfb66
+@patch
+def batch_losses(self: Trainer, views: tuple, behaviour) -> tuple[dict, dict]:
+    "The losses of one batch (this rank's slice across ranks) and this rank's part of them as floats for the log."
+    config = self.config
+    settings = (self.mask, self.scale, config.beta, config.temperature, behaviour, config.behaviour)
+    if self.world == 1:
+        losses = hyper_loss(self.model, self.head, *views, *settings)
+        return losses, {k: float(v.detach()) for k, v in losses.items()}
+    sizes = [len(s) for s in torch.arange(len(views[0])).tensor_split(self.world)]
+    start, n = sum(sizes[:self.rank]), sizes[self.rank]
+    losses = self.ddp(*(v[start:start + n] for v in views), *settings, gather=partial(gather_rows, sizes=sizes), share=n * self.world / len(views[0]))
+    part = {"reconstruction": n / len(views[0]), "contrastive": 1 / self.world, "behaviour": n / len(views[0])}
+    logged = {k: float(v.detach()) * part[k] for k, v in losses.items() if k != "loss"}
+    logged["loss"] = config.beta * logged["reconstruction"] + (1 - config.beta) * logged["contrastive"] + config.behaviour * logged.get("behaviour", 0.0)
+    return losses, logged
+
+# %% ../nbs/07_train.ipynb #0c32405a
+@patch
+def views(self: Trainer, tokens: torch.Tensor, generator: torch.Generator) -> tuple:
+    "The two encoder views of a batch and what each must reconstruct, as the config's permutation and target say."
+    if self.config.permutation == "none": a = b = tokens
+    else: a, b = (permute_tokens(self.layout, tokens, generator, self.bank) for _ in range(2))
+    targets = (a, b) if self.config.target == "view" else (tokens, tokens)
+    return self.erase(a, generator), self.erase(b, generator), *targets
+
+# %% ../nbs/07_train.ipynb #6be350dd
+@patch
+def behaviour(self: Trainer, generator: torch.Generator):
+    "The behavioural loss of this batch's first views on freshly drawn query inputs (None when its weight is 0)."
+    config, arch = self.config, self.zoo.arch
+    if config.behaviour == 0: return None
+    if self.queries is None:
+        queries = torch.randn(config.behaviour_queries, *arch.input_shape, generator=generator, device=self.device)
+    else: queries = self.queries[torch.randint(len(self.queries), (config.behaviour_queries,), generator=generator, device=self.device)]
+    first = lambda tokens: tokens[:len(tokens) // 2]   # hyper_loss decodes both views; the first view's half the cost
+    return lambda decoded, targets: behaviour_loss(arch, self.layout, first(decoded), first(targets), queries, config.behaviour_loss,
+                                                   config.behaviour_temperature)
+
+# %% ../nbs/07_train.ipynb #61229fa2
+@patch
+def validate(self: Trainer, split: str = "val") -> dict:
+    "Reconstruction loss (as trained) and R2 on a split."
+    tokens = self.tokens[self.rows[split]]
+    _, reconstruction = embed_tokens(self.model, tokens)
+    loss = float(reconstruction_loss(reconstruction, tokens, self.mask, self.scale))
+    r2 = reconstruction_r2(self.zoo.arch, tokens_to_vectors(self.layout, reconstruction),
+                           tokens_to_vectors(self.layout, tokens), self.mean_vector)
+    return {"loss": loss, **r2}
+
+# %% ../nbs/07_train.ipynb #87ce5b71
+@patch
+def fit(self: Trainer, progress: bool = True,          # show a progress bar
+        until: int | None = None):            # stop after this epoch (None: config.epochs); rerun to continue
+    "Train to `config.epochs` (or `until`), validating and checkpointing every `eval_every` epochs."
+    target = min(self.config.epochs, until or self.config.epochs)
+    bar = tqdm(range(self.state["epoch"] + 1, target + 1), disable=not progress or self.rank != 0, unit="epoch", leave=False, desc=self.out.name)
+    for epoch in bar:
+        started = time.perf_counter()
+        losses = self.train_epoch(epoch)
+        self.state["train_seconds"] += time.perf_counter() - started
+        if epoch % self.eval_every == 0 or epoch == target:
+            val = self.validate("val")
+            self.state["history"].append({"epoch": epoch, **{f"train_{k}": round(v, 6) for k, v in losses.items()},
+                                          "val_loss": round(val["loss"], 6), "val_r2": round(val["r2"], 4),
+                                          "val_r2_per_layer": [round(r, 4) for r in val["r2_per_layer"]]})
+            self.state["epoch"] = epoch
+            if val["loss"] < self.state["best_val_loss"] or self.config.checkpoint == "last":   # best_epoch: the kept one
+                self.state["best_epoch"], self.state["best_val_loss"] = epoch, min(val["loss"], self.state["best_val_loss"])
+                if self.rank == 0: save_tensors(self.out / "autoencoder.safetensors", self.model.state_dict())
+            self.save_state()
+            bar.set_postfix(loss=f"{losses['loss']:.4f}", val_r2=f"{val['r2']:.3f}")
+    bar.close()
+    return self
+
+# %% ../nbs/07_train.ipynb #83ee2934
 def property_probe(embeddings: np.ndarray, values: np.ndarray, split: np.ndarray) -> float:
     "R2 on the test split of a ridge regression from embeddings to `values`, fitted on the train split."
     train, test = split == "train", split == "test"
     probe = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(embeddings[train], values[train])
     return float(r2_score(values[test], probe.predict(embeddings[test])))
 
+# %% ../nbs/07_train.ipynb #301f1ad9
 def write_bundle(trainer: Trainer, data_root=None) -> Path:
     "Load the best checkpoint and write embeddings, properties, normalisation, config and metrics."
     out, device = trainer.out, trainer.device
     trainer.model.load_state_dict(load_tensors(out / "autoencoder.safetensors", device))
-    z, reconstruction = _embed(trainer.model, trainer.tokens)
+    z, reconstruction = embed_tokens(trainer.model, trainer.tokens)
     table = trainer.table.reset_index(drop=True)
     test = trainer.rows["test"] if len(trainer.rows["test"]) else trainer.rows["val"]
     test_split = "test" if len(trainer.rows["test"]) else "val"
     quality = reconstruction_r2(trainer.zoo.arch, tokens_to_vectors(trainer.layout, reconstruction[test]),
                                 tokens_to_vectors(trainer.layout, trainer.tokens[test]), trainer.mean_vector)
-    dataset = load_dataset(trainer.zoo.meta.get("dataset", "digits"), root=data_root, device=device)
+    dataset = trainer.zoo.dataset(data_root, device)
     reconstructed = detokenize(trainer.zoo.arch, reconstruction[test])
-    accuracy = evaluate(reconstructed, dataset.x_test, dataset.y_test)["accuracy"].numpy()
+    accuracy = score_population(reconstructed, dataset.x_test, dataset.y_test)["accuracy"].numpy()
     original = table["test_accuracy"].to_numpy()[test.cpu().numpy()]
     originals = detokenize(trainer.zoo.arch, trainer.tokens[test], table.iloc[test.cpu().numpy()])
     embeddings, split = z.cpu().numpy(), table["split"].to_numpy()
@@ -301,6 +388,7 @@ def write_bundle(trainer: Trainer, data_root=None) -> Path:
                "best_epoch": trainer.state["best_epoch"], "epochs": trainer.state["epoch"],
                "train_seconds": round(trainer.state["train_seconds"], 1), "history": trainer.state["history"]}
     save_tensors(out / "embeddings.safetensors", {"z": z})
+    if (trainer.zoo.path / "dataset" / "dataset.json").exists(): save_dataset(dataset, out / "dataset")   # your own data travels with the bundle
     if trainer.reference is not None: save_tensors(out / "reference.safetensors", {"vector": trainer.reference.to_vector()})
     write_json(out / "samples.json", table.to_dict("list"))
     write_json(out / "normalisation.json", {"sigma": trainer.sigmas.tolist(), "lwln": trainer.config.lwln})
@@ -309,6 +397,21 @@ def write_bundle(trainer: Trainer, data_root=None) -> Path:
                                      "data_root": str(data_root) if data_root else None})
     return out
 
+# %% ../nbs/07_train.ipynb #cd5dbb60
+@contextmanager
+def distributed(device=None  # None: cuda when available
+                ):
+    "Join the process group torchrun describes (gloo on cpu, nccl with one GPU per process) for the block; yields this rank's device."
+    device = default_device(device)
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1 or dist.is_initialized(): yield device; return
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try: yield device
+    finally: dist.destroy_process_group()
+
+# %% ../nbs/07_train.ipynb #f7869b19
 def train_hyperrep(zoo: Zoo | str | Path,    # the zoo (or its folder)
                    out: str | Path,          # bundle folder (resumed when it holds the same run)
                    config: AEConfig,         # see `ae_config`; `lwln=False` gives the earlier work's baseline
@@ -320,15 +423,17 @@ def train_hyperrep(zoo: Zoo | str | Path,    # the zoo (or its folder)
                    progress: bool = True,    # progress bar
                    until: int | None = None  # stop after this epoch; rerun to continue
                    ) -> "HyperRepresentation | None":  # the bundle (None when stopped early by `until`)
-    "Train (or resume) a hyper-representation and write its bundle."
-    trainer = Trainer(zoo, out, config, window, device, seed, eval_every, data_root)
-    trainer.try_resume()
-    trainer.fit(progress, until)
-    if trainer.state["epoch"] < config.epochs: return None
-    write_bundle(trainer, data_root)
+    "Train (or resume) a hyper-representation and write its bundle; under torchrun, as DistributedDataParallel over its ranks."
+    with distributed(device) as device:
+        trainer = Trainer(zoo, out, config, window, device, seed, eval_every, data_root)
+        trainer.try_resume()
+        trainer.fit(progress, until)
+        if trainer.state["epoch"] < config.epochs: return None
+        if trainer.rank == 0: write_bundle(trainer, data_root)
+        if trainer.world > 1: dist.barrier()
     return HyperRepresentation(out, device)
 
-# %% ../nbs/07_train.ipynb #2954e813
+# %% ../nbs/07_train.ipynb #2cc84825
 class HyperRepresentation:
     "A trained bundle: encode populations, decode embeddings, and the stored embeddings of the zoo."
     def __init__(self, path: str | Path, device=None):  # bundle folder written by `train_hyperrep`
@@ -351,25 +456,17 @@ class HyperRepresentation:
             vector = load_tensors(self.path / "reference.safetensors", self.device)["vector"]
             self.reference = Population.from_vector(self.arch, vector)
 
+    def dataset(self, root=None,   # dataset files of a named image dataset (default: those the bundle was trained with)
+                device=None        # where the tensors go (default: the bundle's device)
+                ) -> Dataset:
+        "The data of the zoo this bundle learned from: the copy stored with the bundle or its zoo, else by name."
+        return dataset_for(meta_dataset_name(self.meta), [self.path, self.meta.get("zoo")], root or self.meta.get("data_root"),
+                           device or self.device)
+
     def _check(self, population: Population):
         if population.arch != self.arch:
             raise HyperrepError(f"this hyper-representation was trained on {self.arch.name} ({self.arch.n_params} parameters), "
                                 f"not {population.arch.name} ({population.arch.n_params} parameters)")
-
-    def encode(self, population: Population) -> torch.Tensor:
-        "Embeddings `[M, d_z]` of a population of the bundle's architecture (mapped to the bundle's canonical frame first, if any)."
-        self._check(population)
-        population = population.to(self.device)
-        if self.reference is not None: population = align_to(self.reference, population)
-        return _embed(self.model, tokenize(population))[0]
-
-    def decode(self, z: torch.Tensor, table: pd.DataFrame | None = None, batch: int = 512) -> Population:
-        "The population that embeddings `z [M, d_z]` decode to."
-        return detokenize(self.arch, decode_tokens(self.model, z.to(self.device), batch), table)
-
-    def reconstruct(self, population: Population) -> Population:
-        "decode(encode(population)), keeping its table."
-        return self.decode(self.encode(population), population.table)
 
     def __repr__(self):
         m = self.metrics
@@ -377,6 +474,27 @@ class HyperRepresentation:
                 f"{len(self.table)} samples; test R2 {m['r2']:.3f}, reconstructed accuracy {m['reconstructed_accuracy_mean']:.3f} "
                 f"vs original {m['original_accuracy_mean']:.3f})")
 
+# %% ../nbs/07_train.ipynb #7581583a
+@patch
+def encode(self: HyperRepresentation, population: Population) -> torch.Tensor:
+    "Embeddings `[M, d_z]` of a population of the bundle's architecture (mapped to the bundle's canonical frame first, if any)."
+    self._check(population)
+    population = population.to(self.device)
+    if self.reference is not None: population = align_to(self.reference, population)
+    return encode_tokens(self.model, tokenize(population))
+
+# %% ../nbs/07_train.ipynb #a10c18ae
+@patch
+def decode(self: HyperRepresentation, z: torch.Tensor, table: pd.DataFrame | None = None, batch: int = 512) -> Population:
+    "The population that embeddings `z [M, d_z]` decode to."
+    return detokenize(self.arch, decode_tokens(self.model, z.to(self.device), batch), table)
+
+@patch
+def reconstruct(self: HyperRepresentation, population: Population) -> Population:
+    "decode(encode(population)), keeping its table."
+    return self.decode(self.encode(population), population.table)
+
+# %% ../nbs/07_train.ipynb #14d71fda
 def describe_bundle(bundle: HyperRepresentation) -> str:
     "A readable summary of a hyper-representation bundle."
     m, c = bundle.metrics, bundle.config
@@ -430,7 +548,7 @@ def linear_code_yardstick(zoo: Zoo,                           # the zoo (its tra
         means.append(mean); bases.append(vh); eigenvalues.append(s.square() / len(x))
     neurons = [n for n, _ in layout.widths]
     if lwln: eigenvalues = [v / sigma.square() for v, sigma in zip(eigenvalues, layer_sigmas(layout, train_tokens))]
-    dataset = load_dataset(zoo.meta.get("dataset", "digits"), root=data_root, device=population.device)
+    dataset = zoo.dataset(data_root, population.device)
     target, mean_vector = test.to_vector(), train.to_vector().mean(0)
     rows = []
     for budget in budgets:
@@ -439,7 +557,7 @@ def linear_code_yardstick(zoo: Zoo,                           # the zoo (its tra
             x = test_tokens[:, start:stop, :width] - mean
             coded[:, start:stop, :width] = mean + x @ vh[:k].T @ vh[:k]
         decoded = detokenize(zoo.arch, coded, test.table)
-        accuracy = evaluate(decoded, dataset.x_test, dataset.y_test)["accuracy"].mean().item()
+        accuracy = score_population(decoded, dataset.x_test, dataset.y_test)["accuracy"].mean().item()
         quality = reconstruction_r2(zoo.arch, decoded.to_vector(), target, mean_vector)
         rows.append({"d": int(budget), "lwln": lwln, "kept_per_layer": keep, "r2": quality["r2"], "reconstructed_accuracy": accuracy,
                      "original_accuracy": float(test.table["test_accuracy"].mean())})
@@ -478,7 +596,7 @@ def bench_ae(preset: str = "cpu",     # autoencoder preset (`AE_PRESETS`)
     for _ in range(2): step()
     train_s = timed(train, device)
     def roundtrip():
-        detokenize(paper_cnn(), decode_tokens(model, _embed(model, tokenize(population))[0]))
+        detokenize(paper_cnn(), decode_tokens(model, encode_tokens(model, tokenize(population))))
     roundtrip()
     roundtrip_s = timed(roundtrip, device)
     return {"bench": "ae", "device": str(device), "threads": torch.get_num_threads(), "preset": preset, "behaviour": config.behaviour,

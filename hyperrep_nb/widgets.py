@@ -14,16 +14,15 @@ import torch
 import ipywidgets as W
 import plotly.graph_objects as go
 from .core import HyperrepError, default_device, keep_torch_threads
-from .arch import Population, evaluate
-from .data import load_dataset
+from .arch import Population, score_population
 from .zoo import Zoo
-from .train import HyperRepresentation, reconstruction_r2
-from .sampling import SAMPLERS, make_sampler, fit_sampler, sample_population
+from .train import HyperRepresentation
+from .sampling import SAMPLERS, fit_sampler, sample_population
 
 # %% auto #0
 __all__ = ['interpolation_widget', 'noise_widget', 'geometry_widget', 'sampling_widget', 'reconstruction_widget']
 
-# %% ../nbs/12_widgets.ipynb #e4422356
+# %% ../nbs/12_widgets.ipynb #7d19bb66
 def _bundle(bundle, device=None) -> HyperRepresentation:
     "A `HyperRepresentation` on `device`, from a bundle or its folder."
     if isinstance(bundle, (str, Path)): return HyperRepresentation(bundle, device)
@@ -34,7 +33,7 @@ def _bundle(bundle, device=None) -> HyperRepresentation:
 
 def _dataset(bundle: HyperRepresentation):
     "The bundle's dataset on its device."
-    return load_dataset(bundle.meta.get("dataset") or "digits", root=bundle.meta.get("data_root"), device=bundle.device)
+    return bundle.dataset()
 
 def _zoo(bundle: HyperRepresentation) -> Zoo:
     "The zoo the bundle learned from."
@@ -45,8 +44,9 @@ def _zoo(bundle: HyperRepresentation) -> Zoo:
 
 def _accuracy(population: Population, dataset) -> np.ndarray:
     "Test accuracy of every model."
-    return evaluate(population, dataset.x_test, dataset.y_test)["accuracy"].cpu().numpy()
+    return score_population(population, dataset.x_test, dataset.y_test)["accuracy"].cpu().numpy()
 
+# %% ../nbs/12_widgets.ipynb #1f6afe35
 class _Figure(go.FigureWidget):
     "A figure widget whose synced state follows every change, so saved notebooks and static pages show what was drawn."
     def _sync(self):
@@ -69,6 +69,7 @@ def _figure(title: str, x: str, y: str, height: int = 320, **layout) -> _Figure:
     return _Figure(layout=dict(title=title, xaxis_title=x, yaxis_title=y, height=height, margin=dict(l=50, r=20, t=50, b=40),
                                template="plotly_white", **layout))
 
+# %% ../nbs/12_widgets.ipynb #b5ec03d1
 class _Busy:
     "Status line and progress bar of a widget: `with busy('decoding', 3): ... busy.step()`."
     def __init__(self):
@@ -92,6 +93,7 @@ class _Busy:
         return isinstance(error, HyperrepError)   # user errors are shown, not raised from the callback
     def widget(self) -> W.HBox: return W.HBox([self.bar, self.status])
 
+# %% ../nbs/12_widgets.ipynb #7bd7fa43
 def _rows(bundle: HyperRepresentation, split: str | None = None, epoch: int | None = None) -> np.ndarray:
     "Sample rows of the bundle's table of a split and epoch."
     table, keep = bundle.table, np.ones(len(bundle.table), bool)
@@ -213,7 +215,7 @@ def noise_widget(bundle,                      # `HyperRepresentation` or its fol
     show()
     return W.VBox([busy.widget(), curve, slider, spread])
 
-# %% ../nbs/12_widgets.ipynb #8ec0366d
+# %% ../nbs/12_widgets.ipynb #da0f8db5
 def _cosine_distances(z: torch.Tensor, a: np.ndarray, b: np.ndarray, same: bool) -> np.ndarray:
     "Cosine distances between rows `a` and rows `b` (pairs i < j only when `same`)."
     unit = torch.nn.functional.normalize(z, dim=-1)
@@ -228,6 +230,7 @@ def _project(z: np.ndarray, method: str) -> np.ndarray:
     import umap
     with keep_torch_threads(): return umap.UMAP(n_components=3, n_neighbors=min(15, len(z) - 1), random_state=0).fit_transform(z)
 
+# %% ../nbs/12_widgets.ipynb #3798a5f8
 def geometry_widget(bundle,       # `HyperRepresentation` or its folder
                     device=None   # None: cuda when available
                     ) -> W.VBox:
@@ -275,7 +278,7 @@ def geometry_widget(bundle,       # `HyperRepresentation` or its folder
     project(); show_dimension()
     return W.VBox([W.HBox([norms, cosine]), W.HBox([method, colour]), busy.widget(), cloud, dimension, per_dim])
 
-# %% ../nbs/12_widgets.ipynb #62acbc5c
+# %% ../nbs/12_widgets.ipynb #907a0de1
 def sampling_widget(bundle,                 # `HyperRepresentation` or its folder
                     n: int = 100,           # default number of models
                     device=None             # None: cuda when available
@@ -324,6 +327,7 @@ def sampling_widget(bundle,                 # `HyperRepresentation` or its folde
     box.run = run
     return box
 
+# %% ../nbs/12_widgets.ipynb #a13f23f7
 def _zoo_init(bundle: HyperRepresentation) -> str:
     "The initialisation scheme of the bundle's zoo (uniform when unknown)."
     path = Path(bundle.meta["zoo"]) / "zoo.json"

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_zoo.ipynb #542bfd55
 from __future__ import annotations
-import math, time
+import contextlib, math, os, re, shutil, socket, tempfile, time
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import numpy as np
@@ -12,21 +12,24 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from .core import HyperrepError, default_device, in_test, write_json, read_json, save_tensors, load_tensors, timed
-from .arch import Architecture, Population, paper_cnn, population_forward, evaluate, ACTIVATIONS, INIT_SCHEMES
-from .data import Dataset, load_dataset, split_shift, DATASETS
+from .core import HyperrepError, default_device, meta_dataset_name, write_json, read_json, save_tensors, load_tensors, timed
+from .arch import Architecture, Population, paper_cnn, population_forward, score_population, ACTIVATIONS, INIT_SCHEMES
+from .data import Dataset, load_dataset, split_shift, save_dataset, read_dataset, dataset_for
 
 # %% auto #0
 __all__ = ['ZOO_PRESETS', 'ZOO_FORMAT', 'METRICS', 'ZooConfig', 'zoo_config', 'dataset_channels', 'zoo_architecture',
-           'model_splits', 'epoch_order', 'epoch_metrics', 'fit_population', 'Zoo', 'write_zoo_epoch', 'train_zoo',
-           'describe_zoo', 'bench_zoo_train', 'bench_zoo_eval']
+           'check_architecture_fits', 'model_splits', 'epoch_order', 'epoch_metrics', 'fit_population', 'Zoo',
+           'write_zoo_epoch', 'train_zoo', 'existing_zoo', 'zoo_dataset', 'zoo_meta', 'shard_blocks', 'ray_session',
+           'train_shard', 'merge_shards', 'train_zoo_on_ray', 'shard_config', 'bench_zoo_ray', 'describe_zoo',
+           'bench_zoo_train', 'bench_zoo_eval']
 
 # %% ../nbs/03_zoo.ipynb #b39d2737
 @dataclass
 class ZooConfig:
     "Everything that defines a zoo: rerunning with the same config resumes it."
-    dataset: str = "digits"          # a name from `hyperrep_nb.data.DATASETS`
+    dataset: str = "digits"          # a name from `hyperrep_nb.data.DATASETS`, or the name of a `Dataset` handed to `train_zoo`
     activation: str = "tanh"         # activation of the paper CNN
+    arch: dict | None = None         # the architecture as `Architecture.to_dict()` writes it; None: the paper CNN
     init: str = "uniform"            # initialisation scheme (`hyperrep_nb.arch.INIT_SCHEMES`)
     lr: float = 3e-4                 # Adam learning rate
     weight_decay: float = 0.0        # Adam (L2) weight decay
@@ -51,8 +54,12 @@ class ZooConfig:
             raise HyperrepError(f"ZooConfig.activation={self.activation!r}: expected one of {', '.join(ACTIVATIONS)}")
         if self.init not in INIT_SCHEMES:
             raise HyperrepError(f"ZooConfig.init={self.init!r}: expected one of {', '.join(INIT_SCHEMES)}")
-        if split_shift(self.dataset)[0] not in DATASETS:
-            raise HyperrepError(f"ZooConfig.dataset={self.dataset!r}: expected one of {', '.join(DATASETS)} (optionally with a domain suffix)")
+        if not isinstance(self.dataset, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", self.dataset):
+            raise HyperrepError(f"ZooConfig.dataset={self.dataset!r}: expected a dataset name (letters, digits, '_', '-', '.')")
+        if self.arch is not None:
+            if not isinstance(self.arch, dict): raise HyperrepError(f"ZooConfig.arch must be an architecture spec (a dict from Architecture.to_dict), got {self.arch!r}")
+            try: Architecture.from_dict(self.arch)
+            except HyperrepError as error: raise HyperrepError(f"ZooConfig.arch: {error}") from error
 
     def to_dict(self) -> dict: return asdict(self)
 
@@ -84,8 +91,20 @@ def dataset_channels(name: str) -> int:
     return 3 if split_shift(name)[0] in ("cifar10", "stl10") else 1
 
 def zoo_architecture(config: ZooConfig) -> Architecture:
-    "The paper CNN for a zoo config."
+    "The architecture a zoo config names: its `arch` spec, else the paper CNN for its dataset and activation."
+    if config.arch is not None: return Architecture.from_dict(config.arch)
     return paper_cnn(dataset_channels(config.dataset), config.activation)
+
+def check_architecture_fits(arch: Architecture,  # the zoo's architecture
+                            dataset: Dataset      # the data it is to be trained on
+                            ):
+    "Refuse a dataset whose input shape or class count differs from what the architecture takes and gives."
+    if tuple(dataset.input_shape) != tuple(arch.input_shape):
+        raise HyperrepError(f"dataset {dataset.name} has inputs of shape {list(dataset.input_shape)} but architecture {arch.name} "
+                            f"takes {list(arch.input_shape)}: expected the same")
+    if dataset.classes != arch.classes:
+        raise HyperrepError(f"dataset {dataset.name} has {dataset.classes} classes but architecture {arch.name} outputs "
+                            f"{arch.classes} class scores: expected the same")
 
 # %% ../nbs/03_zoo.ipynb #80c0dc89
 def model_splits(models: int,                          # population size
@@ -108,7 +127,7 @@ def epoch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
 
 def epoch_metrics(population: Population, dataset: Dataset) -> dict[str, torch.Tensor]:
     "Train and test loss and accuracy of every model (`[M]` each)."
-    train, test = evaluate(population, dataset.x_train, dataset.y_train), evaluate(population, dataset.x_test, dataset.y_test)
+    train, test = score_population(population, dataset.x_train, dataset.y_train), score_population(population, dataset.x_test, dataset.y_test)
     return {"train_loss": train["loss"], "train_accuracy": train["accuracy"],
             "test_loss": test["loss"], "test_accuracy": test["accuracy"]}
 
@@ -237,6 +256,12 @@ class Zoo:
         "The models at several epochs, concatenated (one row per model and epoch)."
         return Population.concat([self.population(e, device) for e in epochs])
 
+    def dataset(self, root=None,   # dataset files of a named image dataset (not needed for bundled ones)
+                device=None        # where the tensors go (None: cuda when available)
+                ) -> Dataset:
+        "The data the zoo was trained on: the copy stored with it, else its dataset by name."
+        return dataset_for(meta_dataset_name(self.meta), [self.path], root, device)
+
     def summary(self, metric: str = "test_accuracy") -> pd.DataFrame:
         "Mean, std, min and max of `metric` over models, per epoch."
         if metric not in self.metrics: raise HyperrepError(f"zoo has no metric {metric!r}: it has {sorted(self.metrics)}")
@@ -274,26 +299,24 @@ def train_zoo(config: ZooConfig,                 # what to train (see `zoo_confi
               device=None,                       # None: cuda when available
               chunk_size: int | None = None,     # models trained together (None: 64 on cpu, all on cuda)
               progress: bool = True,             # show a progress bar
-              until: int | None = None) -> Zoo:  # stop after this epoch (None: config.epochs); rerun to continue
+              until: int | None = None,          # stop after this epoch (None: config.epochs); rerun to continue
+              dataset: Dataset | None = None,    # your own data (stored with the zoo); None: `config.dataset` by name
+              ray: str | None = None,            # train on Ray instead: "local" (a local instance) or a cluster's address
+              shards: int = 2                    # with `ray`: Ray tasks, each training a contiguous block of seeds batched
+              ) -> Zoo:
     "Train a zoo (or finish an interrupted one), storing every epoch."
+    if ray is not None: return train_zoo_on_ray(config, out, ray, shards, data_root, chunk_size, progress, until, dataset)
     out, device = Path(out), default_device(device)
-    arch = zoo_architecture(config)
-    dataset = load_dataset(config.dataset, root=data_root, device=device)
-    seeds = list(range(config.first_seed, config.first_seed + config.models))
-    table = pd.DataFrame({"seed": seeds, "split": model_splits(config.models, config.split_seed)})
-    meta = {"format": ZOO_FORMAT, "config": config.to_dict(), "arch": arch.to_dict(), "dataset": dataset.name,
-            "models": table.to_dict("list")}
-    if (out / "zoo.json").exists():
-        zoo = Zoo(out)
-        if zoo.config != config.to_dict():
-            raise HyperrepError(f"{out} holds a zoo with a different config {zoo.config}; choose another --out or the same settings")
-        start, population = zoo.last_epoch, zoo.population(zoo.last_epoch, device)
+    arch, zoo = zoo_architecture(config), existing_zoo(out, config)
+    dataset = zoo_dataset(config, arch, out, data_root, device, dataset)
+    meta = zoo_meta(config, arch, dataset.name)
+    table = pd.DataFrame(meta["models"])
+    if zoo is not None:
+        start, population = zoo.last_epoch, Population(arch, zoo.population(zoo.last_epoch, device).params, table)
         state = load_tensors(out / "optimizer" / f"epoch_{start:03d}.safetensors") if start > 0 else None
         if start > 0 and state is None: raise HyperrepError(f"{out}: optimizer state of epoch {start} is missing; cannot resume")
-        population = Population(arch, population.params, table)
     else:
-        population = Population.init(arch, seeds, config.init, device)
-        population = Population(arch, population.params, table)
+        population = Population(arch, Population.init(arch, table["seed"].tolist(), config.init, device).params, table)
         write_zoo_epoch(out, meta, 0, population, epoch_metrics(population, dataset))
         start, state = 0, None
     target = min(config.epochs, until if until is not None else config.epochs)
@@ -303,13 +326,167 @@ def train_zoo(config: ZooConfig,                 # what to train (see `zoo_confi
                        on_epoch=lambda epoch, pop, metrics, st: write_zoo_epoch(out, meta, epoch, pop, metrics, st))
     return Zoo(out)
 
+# %% ../nbs/03_zoo.ipynb #93809a8b
+def existing_zoo(out: Path,          # zoo folder
+                 config: ZooConfig   # the config the caller wants
+                 ) -> Zoo | None:    # None when the folder holds no zoo yet
+    "The zoo already in `out`, refused with a clear error when it was made with another config."
+    if not (Path(out) / "zoo.json").exists(): return None
+    zoo = Zoo(out)
+    if ZooConfig.from_dict(zoo.config) != config:
+        raise HyperrepError(f"{out} holds a zoo with a different config {zoo.config}; choose another --out or the same settings")
+    return zoo
+
+# %% ../nbs/03_zoo.ipynb #a21ea623
+def zoo_dataset(config: ZooConfig, arch: Architecture, out: Path, data_root=None, device=None,
+                dataset: Dataset | None = None  # your own data, stored in `out/dataset` on first use
+                ) -> Dataset:
+    "A zoo's data, checked against its architecture: the dataset handed in, else the zoo's stored copy or `config.dataset`."
+    if dataset is not None and dataset.name != config.dataset:
+        raise HyperrepError(f"the dataset handed in is {dataset.name!r} but the config names {config.dataset!r}: expected the same")
+    data = dataset.to(device) if dataset is not None else dataset_for(config.dataset, [out], data_root, device)
+    check_architecture_fits(arch, data)
+    if dataset is not None and not (Path(out) / "dataset" / "dataset.json").exists(): save_dataset(data, Path(out) / "dataset")
+    return data
+
+# %% ../nbs/03_zoo.ipynb #65954502
+def zoo_meta(config: ZooConfig, arch: Architecture, dataset_name: str) -> dict:
+    "What `zoo.json` records besides the last epoch: format, config, architecture, dataset and the table of models."
+    seeds = list(range(config.first_seed, config.first_seed + config.models))
+    table = pd.DataFrame({"seed": seeds, "split": model_splits(config.models, config.split_seed)})
+    return {"format": ZOO_FORMAT, "config": config.to_dict(), "arch": arch.to_dict(), "dataset": dataset_name, "models": table.to_dict("list")}
+
+# %% ../nbs/03_zoo.ipynb #ef79bfa4
+def shard_blocks(models: int,                  # population size
+                 shards: int,                  # Ray tasks wanted
+                 chunk_size: int | None = None # models trained together (None: 64, the cpu default)
+                 ) -> list[range]:             # model indices per shard (fewer shards when there are fewer chunks)
+    "Contiguous blocks of models, cut at chunk boundaries so that each shard trains exactly the chunks one process would."
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1: raise HyperrepError(f"shards={shards!r}: expected an integer >= 1")
+    chunk = chunk_size or 64
+    per = math.ceil(math.ceil(models / chunk) / shards) * chunk
+    return [range(start, min(start + per, models)) for start in range(0, models, per)]
+
+# %% ../nbs/03_zoo.ipynb #99b5f30d
+@contextlib.contextmanager
+def ray_session(address: str  # "local" (start a local instance, stopped at the end) or a cluster's "host:port"
+                ):
+    "Ray, started locally or joined at `address` (with a clear error when nothing answers there); yields the `ray` module."
+    try: import ray
+    except ImportError as error: raise HyperrepError("Ray is not installed: pip install 'hyperrep_nb[ray]'") from error
+    if ray.is_initialized(): yield ray; return
+    if address != "local":
+        host, _, port = address.removeprefix("ray://").rpartition(":")
+        try: socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+        except (OSError, ValueError) as error:
+            raise HyperrepError(f"cannot reach a Ray cluster at {address!r} ({error}): expected 'local' or the host:port of a running head node") from error
+    ray.init(address=None if address == "local" else address, include_dashboard=False, log_to_driver=False,
+             logging_level="ERROR", configure_logging=False)
+    try: yield ray
+    finally: ray.shutdown()
+
+# %% ../nbs/03_zoo.ipynb #230e75de
+def train_shard(config: dict,              # the shard's `ZooConfig.to_dict()` (its block of seeds)
+                folder: str,               # the shard's zoo folder
+                data_folder: str | None,   # a stored dataset to train on (None: the config's dataset by name)
+                data_root=None,            # dataset files for a named image dataset
+                chunk_size: int | None = None, until: int | None = None
+                ) -> int:                  # the shard's last committed epoch
+    "The body of one Ray task: a zoo of one block of seeds, trained batched on this worker's device, resumable."
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    write_json(Path(folder) / "worker.json", {"pid": os.getpid(), "host": socket.gethostname()})
+    dataset = read_dataset(data_folder) if data_folder else None
+    return train_zoo(ZooConfig.from_dict(config), folder, data_root, None, chunk_size, False, until, dataset).last_epoch
+
+# %% ../nbs/03_zoo.ipynb #4e76469e
+def merge_shards(out: Path,           # the zoo folder
+                 meta: dict,          # its record (`zoo_meta`)
+                 shards: list[Path],  # shard folders, in seed order
+                 last: int            # merge up to this epoch
+                 ) -> Zoo:
+    "Write the shards' epochs as one zoo, epoch by epoch; epochs merged before are kept."
+    arch, table, parts = Architecture.from_dict(meta["arch"]), pd.DataFrame(meta["models"]), [Zoo(s) for s in shards]
+    done = Zoo(out).last_epoch if (Path(out) / "zoo.json").exists() else -1
+    for epoch in range(done + 1, last + 1):
+        populations = [part.population(epoch, "cpu") for part in parts]
+        params = {k: torch.cat([p.params[k] for p in populations]) for k in arch.param_shapes}
+        metrics = {k: np.concatenate([part.metrics[k][epoch] for part in parts]) for k in METRICS}
+        states = [load_tensors(s / "optimizer" / f"epoch_{epoch:03d}.safetensors") for s in shards] if epoch == last and epoch > 0 else None
+        state = {k: torch.cat([s[k] for s in states]) for k in states[0]} if states else None
+        write_zoo_epoch(out, meta, epoch, Population(arch, params, table), metrics, state)
+    return Zoo(out)
+
+# %% ../nbs/03_zoo.ipynb #4ae64605
+def train_zoo_on_ray(config: ZooConfig, out: str | Path,
+                     address: str = "local",         # "local" or a Ray cluster's address
+                     shards: int = 2,                 # Ray tasks (blocks of seeds)
+                     data_root=None, chunk_size: int | None = None, progress: bool = True, until: int | None = None,
+                     dataset: Dataset | None = None,  # your own data (stored with the zoo first, read by every shard)
+                     retries: int = 2                 # times Ray reruns a shard whose worker died (it resumes)
+                     ) -> Zoo:
+    "`train_zoo` as Ray tasks, one per block of seeds, merged into one zoo (see above)."
+    out, arch = Path(out), zoo_architecture(config)
+    existing_zoo(out, config)
+    data = zoo_dataset(config, arch, out, data_root, "cpu", dataset)
+    meta, target = zoo_meta(config, arch, data.name), min(config.epochs, until if until is not None else config.epochs)
+    if (out / "zoo.json").exists() and Zoo(out).last_epoch >= target: return Zoo(out)
+    blocks = shard_blocks(config.models, shards, chunk_size)
+    folders = [out / "shards" / f"{k:03d}" for k in range(len(blocks))]
+    stored = str(out / "dataset") if (out / "dataset" / "dataset.json").exists() else None
+    with ray_session(address) as ray:
+        task = ray.remote(train_shard).options(num_cpus=1, num_gpus=1 if ray.cluster_resources().get("GPU", 0) else 0, max_retries=retries)
+        pending = [task.remote(shard_config(config, block).to_dict(), str(folder), stored, data_root, chunk_size, until)
+                   for block, folder in zip(blocks, folders)]
+        _wait_for_shards(ray, pending, folders, target, progress)
+    zoo = merge_shards(out, meta, folders, target)
+    if target == config.epochs: shutil.rmtree(out / "shards")
+    return zoo
+
+# %% ../nbs/03_zoo.ipynb #c81900a0
+def shard_config(config: ZooConfig, block: range) -> ZooConfig:
+    "The config of one shard: the same training, for the seeds of `block` only."
+    return ZooConfig.from_dict({**config.to_dict(), "first_seed": config.first_seed + block.start, "models": len(block)})
+
+def _wait_for_shards(ray, pending: list, folders: list[Path], target: int, progress: bool):
+    "Wait for every shard task, showing their committed epochs; a failed task raises a HyperrepError."
+    def committed(): return sum(max(0, read_json(f / "zoo.json")["last_epoch"]) if (f / "zoo.json").exists() else 0 for f in folders)
+    with tqdm(total=target * len(folders), disable=not progress, desc=f"zoo on Ray ({len(folders)} shards)", unit="shard-epoch") as bar:
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=len(pending), timeout=1.0)
+            bar.update(committed() - bar.n)
+            try: ray.get(ready)
+            except Exception as error:
+                cause = getattr(error, "cause", None)
+                if isinstance(cause, HyperrepError): raise cause from None
+                raise HyperrepError(f"a zoo shard failed: {str(error).splitlines()[0]}") from error
+
+# %% ../nbs/03_zoo.ipynb #a3b85a13
+def bench_zoo_ray(models: int = 64,               # population size
+                  epochs: int = 2,                # training epochs
+                  shards: int = 2,                # Ray tasks
+                  chunk_size: int | None = None,  # models trained together (None: 64)
+                  address: str = "local"          # Ray: "local" or a cluster's address
+                  ) -> dict:
+    "One digits zoo trained in one process and as Ray shards, in the same run: wall times, their ratio, equal weights."
+    config, chunk = zoo_config("digits", models=models, epochs=epochs), chunk_size or 64
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        single = train_zoo(config, Path(tmp) / "single", device="cpu", chunk_size=chunk, progress=False)
+        single_s, started = time.perf_counter() - started, time.perf_counter()
+        sharded = train_zoo(config, Path(tmp) / "ray", chunk_size=chunk, progress=False, ray=address, shards=shards)
+        ray_s = time.perf_counter() - started
+        equal = all(torch.equal(single.population(e, "cpu").to_vector(), sharded.population(e, "cpu").to_vector()) for e in single.epochs)
+    return {"bench": "zoo_ray", "models": models, "epochs": epochs, "shards": len(shard_blocks(models, shards, chunk)), "chunk_size": chunk,
+            "address": address, "single_process_s": round(single_s, 2), "ray_s": round(ray_s, 2),
+            "ratio_single_over_ray": round(single_s / ray_s, 3), "weights_equal": equal}
+
 # %% ../nbs/03_zoo.ipynb #5d561ad5
 def describe_zoo(zoo: Zoo) -> str:
     "A readable summary: architecture, models, epochs, splits and accuracy per epoch."
     config = zoo.config
     lines = [f"zoo: {zoo.path}", f"architecture: {zoo.arch.name} ({zoo.arch.n_params} parameters; per layer "
              + ", ".join(str(l.size) for l in zoo.arch.layout) + ")",
-             f"models: {len(zoo)}  epochs: {zoo.epochs[0]}..{zoo.epochs[-1]}  dataset: {zoo.meta.get('dataset', config.get('dataset', '?'))}"]
+             f"models: {len(zoo)}  epochs: {zoo.epochs[0]}..{zoo.epochs[-1]}  dataset: {meta_dataset_name(zoo.meta)}"]
     if config: lines.append("training: " + ", ".join(f"{k}={v}" for k, v in config.items() if k not in ("models", "epochs")))
     if "split" in zoo.table: lines.append("splits: " + ", ".join(f"{k} {v}" for k, v in zoo.table["split"].value_counts().items()))
     if "test_accuracy" in zoo.metrics:
@@ -367,8 +544,8 @@ def bench_zoo_eval(models: int = 64,     # population size
     @torch.no_grad()
     def sequential():
         for module in modules: (module(data.x_test).argmax(1) == data.y_test).float().mean()
-    evaluate(population, data.x_test, data.y_test); sequential()
-    batched_s = timed(lambda: evaluate(population, data.x_test, data.y_test), device)
+    score_population(population, data.x_test, data.y_test); sequential()
+    batched_s = timed(lambda: score_population(population, data.x_test, data.y_test), device)
     sequential_s = timed(sequential, device)
     work = models * data.n_test
     return {"bench": "zoo_eval", "device": str(device), "threads": torch.get_num_threads(), "models": models,

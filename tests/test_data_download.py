@@ -248,7 +248,7 @@ def test_unsafe_archive_is_refused(server, tmp_path):
 
 
 def test_bad_arguments():
-    with pytest.raises(HyperrepError, match="digits, mnist, fashion_mnist, svhn, cifar10, stl10"):
+    with pytest.raises(HyperrepError, match="digits, iris, wine, breast_cancer, mnist, fashion_mnist, svhn, cifar10, stl10"):
         download_dataset("imagenet", "unused")
     with pytest.raises(HyperrepError, match="expected file names of mnist"):
         download_dataset("mnist", "unused", checksums={"train.gz": "0" * 32})

@@ -1,0 +1,70 @@
+"""Zoos of any architecture on any dataset through the `hyperrep` command: an MLP zoo of a bundled tabular dataset
+end to end (zoo, autoencoder, samples, evaluation), and bad input refused with one line, exit 2, nothing written."""
+import json, subprocess, sys
+from pathlib import Path
+
+import pytest
+
+from hyperrep_nb.arch import Architecture, Conv, Linear, Act, Flatten, mlp
+
+HYPERREP = str(Path(sys.executable).parent / "hyperrep")
+
+
+def run(*args, check=True):
+    "Run the CLI, returning the completed process."
+    result = subprocess.run([HYPERREP, *args], capture_output=True, text=True)
+    if check and result.returncode != 0: raise AssertionError(result.stderr)
+    return result
+
+
+def test_mlp_zoo_of_a_tabular_dataset_end_to_end(tmp_path):
+    zoo, bundle, population = tmp_path / "zoo", tmp_path / "hr", tmp_path / "pop"
+    summary = run("zoo", "--dataset", "wine", "--mlp", "13,8,3", "--models", "20", "--epochs", "5", "--quiet", "--out", str(zoo)).stdout
+    assert "mlp_13-8-3" in summary and "dataset: wine" in summary
+    meta = json.loads((zoo / "zoo.json").read_text())
+    assert meta["arch"] == mlp([13, 8, 3]).to_dict() and meta["config"]["arch"] == meta["arch"]
+    run("train", "--zoo", str(zoo), "--epochs", "3", "--window", "3", "5", "--quiet", "--out", str(bundle))
+    sampled = json.loads(run("sample", "--bundle", str(bundle), "--sampler", "S_KDE30_joint", "--n", "8", "--quiet", "--out", str(population)).stdout)
+    assert sampled["dataset"] == "wine" and 0 <= sampled["test_accuracy_mean"] <= 1
+    result = json.loads(run("evaluate", str(population), "--zoo", str(zoo), "--window", "3", "5", "--quiet").stdout)
+    assert result["dataset"] == "wine" and result["epochs"]["0"]["n"] == 8 and "max_iou_mean" in result["novelty"]
+
+
+def test_a_zoo_from_an_architecture_spec_file(tmp_path):
+    spec = Architecture([Flatten(), Linear(784, 12), Act("relu"), Linear(12, 10)], (1, 28, 28), "flat_mlp")
+    (tmp_path / "spec.json").write_text(json.dumps(spec.to_dict()))
+    run("zoo", "--arch", str(tmp_path / "spec.json"), "--models", "3", "--epochs", "1", "--quiet", "--out", str(tmp_path / "zoo"))
+    assert json.loads((tmp_path / "zoo" / "zoo.json").read_text())["arch"] == spec.to_dict()
+
+
+BAD_SPECS = {"unknown_layer.json": {"input_shape": [13], "layers": [{"type": "dense", "in_features": 13, "out_features": 3}]},
+             "no_layers.json": {"input_shape": [13], "layers": []},
+             "not_a_spec.json": [1, 2, 3]}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "wine", "--mlp", "4,16,3"], "has inputs of shape [13] but architecture mlp_4-16-3 takes [4]"),
+    (["--dataset", "iris", "--mlp", "4,8,2"], "has 3 classes but architecture mlp_4-8-2 outputs 2 class scores"),
+    (["--dataset", "wine", "--mlp", "13,x"], "expected at least two comma-separated positive layer sizes"),
+    (["--dataset", "wine", "--arch", "{tmp}/unknown_layer.json"], "unknown layer type 'dense'"),
+    (["--dataset", "wine", "--arch", "{tmp}/no_layers.json"], "at least one Conv or Linear layer"),
+    (["--dataset", "wine", "--arch", "{tmp}/not_a_spec.json"], "ZooConfig.arch"),
+    (["--dataset", "wine", "--arch", "{tmp}/missing.json"], "missing.json"),
+    (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+    (["--dataset", "wine", "--mlp", "13,8,3", "--arch", "{tmp}/no_layers.json"], "not allowed with argument"),
+    (["--dataset", "wine"], "takes [1, 28, 28]"),   # the paper CNN on feature vectors
+])
+def test_bad_zoo_input_is_one_line_exit_2_and_nothing_written(tmp_path, args, message):
+    for name, spec in BAD_SPECS.items(): (tmp_path / name).write_text(json.dumps(spec))
+    result = run("zoo", *[a.format(tmp=tmp_path) for a in args], "--out", str(tmp_path / "zoo"), check=False)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: ") and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "zoo").exists()
+
+
+def test_stage_messages_and_quiet(tmp_path):
+    loud = run("bench", "zoo", "--models", "2", "--steps", "1", "--device", "cpu")
+    assert "zoo training: 2 models" in loud.stderr and " s\n" in loud.stderr
+    assert [json.loads(line)["bench"] for line in loud.stdout.splitlines()] == ["zoo_train", "zoo_eval"]
+    assert run("bench", "zoo", "--models", "2", "--steps", "1", "--device", "cpu", "--quiet").stderr == ""
