@@ -9,14 +9,62 @@ from pathlib import Path
 from .core import HyperrepError, stage
 
 # %% auto #0
-__all__ = ['build_parser', 'main']
+__all__ = ['main', 'build_parser']
 
-# %% ../nbs/90_cli.ipynb #f82e1ef7
+# %% ../nbs/90_cli.ipynb #f7b4ab0d
+def main(argv: list[str] | None = None  # arguments (None: sys.argv[1:])
+         ) -> int:
+    "Entry point of the `hyperrep` command."
+    args = build_parser().parse_args(argv)
+    try: args.run(args)
+    except HyperrepError as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted; rerun the same command to continue where it stopped\n")
+        return 130
+    return 0
+
+# %% ../nbs/90_cli.ipynb #eb2a4dfc
+def build_parser() -> argparse.ArgumentParser:
+    "The `hyperrep` argument parser: one subcommand per `_add_*` function below."
+    parser = _Parser(prog="hyperrep", description="Hyper-representations as generative models: zoos, representations, sampled weights.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for add in (_add_zoo, _add_train, _add_info, _add_import_zoo, _add_demo, _add_sample, _add_evaluate, _add_ablate, _add_download, _add_bench):
+        add(commands)
+    return parser
+
+# %% ../nbs/90_cli.ipynb #c443505c
 class _Parser(argparse.ArgumentParser):
     "An argument parser whose usage errors are one `error: ...` line with exit status 2."
     def error(self, message):
         sys.stderr.write(f"error: {message} (see `{self.prog} --help`)\n")
         sys.exit(2)
+
+# %% ../nbs/90_cli.ipynb #b33422bf
+def _add_zoo(commands):
+    "The `zoo` subcommand."
+    zoo = commands.add_parser("zoo", help="train a model zoo (resumes an interrupted one)")
+    zoo.add_argument("--preset", default="digits", help="mnist, svhn, cifar10, stl10 (paper Table 7) or digits (default)")
+    zoo.add_argument("--out", required=True, help="zoo folder")
+    zoo.add_argument("--models", type=int, help="population size (preset default)")
+    zoo.add_argument("--epochs", type=int, help="training epochs (preset default)")
+    zoo.add_argument("--lr", type=float); zoo.add_argument("--weight-decay", type=float)
+    zoo.add_argument("--batch-size", type=int); zoo.add_argument("--first-seed", type=int)
+    zoo.add_argument("--init", help="uniform, kaiming_uniform, kaiming_normal or normal")
+    zoo.add_argument("--activation", help="tanh, gelu, relu or sigmoid (of the paper CNN, or of --mlp: default relu)")
+    zoo.add_argument("--dataset", help="digits, iris, wine, breast_cancer (bundled), mnist, fashion_mnist, svhn, cifar10, stl10 (default: the preset's)")
+    shape = zoo.add_mutually_exclusive_group()
+    shape.add_argument("--arch", help="architecture spec: a JSON file as Architecture.to_dict() writes it (default: the paper CNN)")
+    shape.add_argument("--mlp", help="an MLP by its layer sizes from inputs to classes, e.g. 13,32,3 for wine")
+    zoo.add_argument("--data-root", help="folder with the dataset files (not needed for digits)")
+    zoo.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda when available)")
+    zoo.add_argument("--chunk-size", type=int, help="models trained together (default: 64 on cpu, all on cuda)")
+    zoo.add_argument("--until", type=int, help="stop after this epoch; rerun to continue")
+    zoo.add_argument("--ray", metavar="ADDRESS", help="train on Ray: 'local' (a local instance) or a cluster's host:port (pip install hyperrep_nb[ray])")
+    zoo.add_argument("--shards", type=int, default=2, help="with --ray: Ray tasks, each a block of seeds trained batched (default 2)")
+    zoo.add_argument("--quiet", action="store_true", help="no progress bar")
+    zoo.set_defaults(run=_cmd_zoo)
 
 def _zoo_arch(args) -> dict | None:
     "The architecture spec of `--arch SPEC.json` or `--mlp SIZES` (None: the paper CNN)."
@@ -40,18 +88,28 @@ def _cmd_zoo(args):
                     progress=not args.quiet, until=args.until, ray=args.ray, shards=args.shards)
     print(describe_zoo(zoo))
 
-def _cmd_info(args):
-    "Summarise a zoo or a hyper-representation bundle."
-    path = Path(args.path)
-    if (path / "zoo.json").is_file():
-        from hyperrep_nb.zoo import Zoo, describe_zoo
-        print(describe_zoo(Zoo(path)))
-    elif (path / "config.json").is_file():
-        from hyperrep_nb.train import HyperRepresentation, describe_bundle
-        print(describe_bundle(HyperRepresentation(path, device="cpu")))
-    else:
-        raise HyperrepError(f"{path} is neither a zoo (zoo.json, from `hyperrep zoo`) nor a hyper-representation "
-                            "(config.json, from `hyperrep train`)")
+# %% ../nbs/90_cli.ipynb #84344e9e
+def _add_train(commands):
+    "The `train` subcommand."
+    train = commands.add_parser("train", help="learn a hyper-representation of a zoo (resumes an interrupted run)")
+    train.add_argument("--zoo", required=True, help="zoo folder")
+    train.add_argument("--out", required=True, help="bundle folder")
+    train.add_argument("--preset", default="cpu", help="cpu (default; minutes on a CPU) or mnist, svhn, cifar10, stl10 (paper Table 8)")
+    train.add_argument("--no-lwln", action="store_true", help="plain MSE reconstruction (the earlier work's baseline)")
+    train.add_argument("--epochs", type=int); train.add_argument("--batch-size", type=int); train.add_argument("--lr", type=float)
+    train.add_argument("--dropout", type=float, help="dropout of the autoencoder (preset default)")
+    train.add_argument("--permutation", choices=["random", "bank", "none"], help="permutation of the encoder's views (preset default)")
+    train.add_argument("--target", choices=["view", "original"], help="what the decoder reconstructs (preset default)")
+    train.add_argument("--frame", choices=["stored", "canonical"], help="train on models as stored or in the zoo's canonical frame")
+    train.add_argument("--behaviour", type=float, help="weight of the behavioural loss (0: off)")
+    train.add_argument("--behaviour-inputs", choices=["data", "random"], help="query inputs of the behavioural loss")
+    train.add_argument("--checkpoint", choices=["val", "last"], help="keep the lowest-validation-loss or the last epoch")
+    train.add_argument("--window", type=int, nargs=2, default=[21, 25], metavar=("FIRST", "LAST"), help="zoo epochs to learn from")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--data-root", help="dataset files of the zoo (not needed for digits)")
+    train.add_argument("--device"); train.add_argument("--until", type=int, help="stop after this epoch; rerun to continue")
+    train.add_argument("--quiet", action="store_true")
+    train.set_defaults(run=_cmd_train)
 
 def _cmd_train(args):
     "Train (or resume) a hyper-representation of a zoo and print its summary."
@@ -67,7 +125,34 @@ def _cmd_train(args):
     if int(os.environ.get("RANK", "0")) == 0:   # under torchrun, one summary
         print(describe_bundle(bundle) if bundle else f"stopped after epoch {args.until}; rerun without --until to continue")
 
-# %% ../nbs/90_cli.ipynb #7be89375
+# %% ../nbs/90_cli.ipynb #9d90e4c1
+def _add_info(commands):
+    "The `info` subcommand."
+    info = commands.add_parser("info", help="summarise a zoo or a hyper-representation")
+    info.add_argument("path"); info.set_defaults(run=_cmd_info)
+
+def _cmd_info(args):
+    "Summarise a zoo or a hyper-representation bundle."
+    path = Path(args.path)
+    if (path / "zoo.json").is_file():
+        from hyperrep_nb.zoo import Zoo, describe_zoo
+        print(describe_zoo(Zoo(path)))
+    elif (path / "config.json").is_file():
+        from hyperrep_nb.train import HyperRepresentation, describe_bundle
+        print(describe_bundle(HyperRepresentation(path, device="cpu")))
+    else:
+        raise HyperrepError(f"{path} is neither a zoo (zoo.json, from `hyperrep zoo`) nor a hyper-representation "
+                            "(config.json, from `hyperrep train`)")
+
+# %% ../nbs/90_cli.ipynb #1a7ae315
+def _add_import_zoo(commands):
+    "The `import-zoo` subcommand."
+    imp = commands.add_parser("import-zoo", help="import a public model zoo (modelzoos.cc layout)")
+    imp.add_argument("source", help="folder of model directories")
+    imp.add_argument("--out", required=True, help="zoo folder to write")
+    imp.add_argument("--threshold", type=float, default=5.0, help="drop checkpoints with any |w| above this")
+    imp.add_argument("--quiet", action="store_true"); imp.set_defaults(run=_cmd_import_zoo)
+
 def _cmd_import_zoo(args):
     "Import a public model zoo."
     from hyperrep_nb.modelzoo import import_modelzoo
@@ -75,10 +160,35 @@ def _cmd_import_zoo(args):
     zoo, report = import_modelzoo(args.source, args.out, threshold=args.threshold, progress=not args.quiet)
     print(describe_zoo(zoo))
 
+# %% ../nbs/90_cli.ipynb #d7d33f6c
+def _add_demo(commands):
+    "The `demo` subcommand."
+    demo = commands.add_parser("demo", help="the whole method on digits: zoo, autoencoders, samplers, evaluation, report")
+    demo.add_argument("--out", default="demo_out", help="output folder (resumed when rerun)")
+    demo.add_argument("--n", type=int, default=50, help="models per generated population")
+    demo.add_argument("--finetune-epochs", type=int, default=2)
+    demo.add_argument("--full", action="store_true", help="also transfer to inverted digits, an unseen zoo and unseen architectures (evaluations 4-6)")
+    demo.add_argument("--device"); demo.add_argument("--quiet", action="store_true")
+    demo.set_defaults(run=_cmd_demo)
+
 def _cmd_demo(args):
     "Run the whole method on digits."
     from hyperrep_nb.demo import run_demo
     run_demo(args.out, args.n, args.finetune_epochs, args.device, full=args.full, progress=not args.quiet)
+
+# %% ../nbs/90_cli.ipynb #509819ca
+def _add_sample(commands):
+    "The `sample` subcommand."
+    sample = commands.add_parser("sample", help="sample new models from a hyper-representation and save them")
+    sample.add_argument("--bundle", required=True, help="hyper-representation folder (from `hyperrep train`)")
+    sample.add_argument("--sampler", default="S_KDE30", help="S_U, S_C, S_KDE, S_KDE30 (default), S_KDE_joint, S_KDE30_joint, S_Neigh, S_Neigh30, S_GAN, S_GAN30")
+    sample.add_argument("--n", type=int, default=100, help="models to generate")
+    sample.add_argument("--out", required=True, help="population folder to write")
+    sample.add_argument("--bandwidth", type=float, help="KDE bandwidth (S_KDE*, S_C; default: Silverman per dimension)")
+    sample.add_argument("--top", type=float, help="keep anchors of this top fraction of models by test accuracy")
+    sample.add_argument("--seed", type=int, default=0); sample.add_argument("--device")
+    sample.add_argument("--quiet", action="store_true", help="no stage messages")
+    sample.set_defaults(run=_cmd_sample)
 
 def _cmd_sample(args):
     "Sample a population from a hyper-representation, save it and print its size, time and test accuracy."
@@ -101,6 +211,20 @@ def _cmd_sample(args):
     print(json.dumps({"population": str(args.out), "sampler": args.sampler, "n": args.n, "sample_decode_s": round(seconds, 3),
                       "dataset": dataset.name, "test_accuracy_mean": round(float(accuracy.mean()), 4),
                       "test_accuracy_std": round(float(accuracy.std()), 4) if len(accuracy) > 1 else 0.0}))
+
+# %% ../nbs/90_cli.ipynb #0f44edef
+def _add_evaluate(commands):
+    "The `evaluate` subcommand."
+    ev = commands.add_parser("evaluate", help="fine-tune and evaluate a saved population; novelty against a zoo")
+    ev.add_argument("population", help="population folder (from `hyperrep sample`)")
+    ev.add_argument("--zoo", help="zoo the hyper-representation learned from: its hyperparameters, data and novelty reference")
+    ev.add_argument("--window", type=int, nargs=2, default=[21, 25], metavar=("FIRST", "LAST"), help="zoo epochs that count as seen")
+    ev.add_argument("--dataset", help="dataset to evaluate on (default: the zoo's, else digits)")
+    ev.add_argument("--data-root", help="dataset files (not needed for digits)")
+    ev.add_argument("--finetune-epochs", type=int, default=0); ev.add_argument("--lr", type=float)
+    ev.add_argument("--out", help="write the result as JSON here too"); ev.add_argument("--device")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.set_defaults(run=_cmd_evaluate)
 
 def _cmd_evaluate(args):
     "Fine-tune a saved population, summarise its accuracy per epoch, and measure its novelty against a zoo."
@@ -127,7 +251,18 @@ def _cmd_evaluate(args):
     if args.out: write_json(args.out, result)
     print(json.dumps(result, indent=1))
 
-# %% ../nbs/90_cli.ipynb #672f6630
+# %% ../nbs/90_cli.ipynb #dcdc14d5
+def _add_ablate(commands):
+    "The `ablate` subcommand."
+    ablate = commands.add_parser("ablate", help="which training setting generates working, diverse models: one bundle per setting, judged")
+    ablate.add_argument("--zoo", required=True, help="zoo folder (its last 5 epochs are learned from)")
+    ablate.add_argument("--out", required=True, help="folder of the bundles and ablation.json (resumed when rerun)")
+    ablate.add_argument("--variants", help="';'-separated names of hyperrep_nb.experiments.ABLATION_SETTINGS (default: all)")
+    ablate.add_argument("--n", type=int, default=50, help="models per sampled population")
+    ablate.add_argument("--epochs", type=int, help="autoencoder epochs (default: the cpu preset's)")
+    ablate.add_argument("--device"); ablate.add_argument("--quiet", action="store_true")
+    ablate.set_defaults(run=_cmd_ablate)
+
 def _cmd_ablate(args):
     "Train one hyper-representation per training setting on a zoo and print the ablation table."
     import pandas as pd
@@ -138,10 +273,39 @@ def _cmd_ablate(args):
     table = training_ablation(Zoo(args.zoo), args.out, variants, args.n, device=args.device, progress=not args.quiet, **overrides)
     with pd.option_context("display.width", 250, "display.max_columns", 30): print(table.round(3).to_string())
 
+# %% ../nbs/90_cli.ipynb #29efbd54
+def _add_download(commands):
+    "The `download` subcommand."
+    down = commands.add_parser("download", help="download a dataset from its canonical source")
+    down.add_argument("name", help="mnist, fashion_mnist, svhn, cifar10 or stl10")
+    down.add_argument("--root", required=True, help="folder to download into")
+    down.add_argument("--base-url", help="alternative host folder (a mirror)")
+    down.add_argument("--quiet", action="store_true"); down.set_defaults(run=_cmd_download)
+
 def _cmd_download(args):
     "Download a dataset."
     from hyperrep_nb.data import download_dataset
     for path in download_dataset(args.name, args.root, base_url=args.base_url, progress=not args.quiet): print(path)
+
+# %% ../nbs/90_cli.ipynb #f0be9fc7
+def _add_bench(commands):
+    "The `bench` subcommand."
+    bench = commands.add_parser("bench", help="benchmarks, printed as JSON lines")
+    bench.add_argument("what", choices=["zoo", "ae", "sample"])
+    bench.add_argument("--models", type=int, help="population size (zoo: 64, ae and sample: 1000)")
+    bench.add_argument("--batch-size", type=int, default=10)
+    bench.add_argument("--steps", type=int, default=30); bench.add_argument("--device")
+    bench.add_argument("--preset", default="cpu", help="ae: autoencoder preset")
+    bench.add_argument("--behaviour", type=float, help="ae: weight of the behavioural loss (default: the preset's)")
+    bench.add_argument("--chunk-size", type=int)
+    bench.add_argument("--ray", metavar="ADDRESS", help="zoo: time one process against Ray shards ('local' or host:port)")
+    bench.add_argument("--shards", type=int, default=2, help="zoo --ray: Ray tasks")
+    bench.add_argument("--epochs", type=int, default=2, help="zoo --ray: training epochs")
+    bench.add_argument("--sampler", default="S_KDE30", help="sample: the sampler")
+    bench.add_argument("--bundle", help="sample: a trained bundle (default: a fresh autoencoder of --preset)")
+    bench.add_argument("--sequential-models", type=int, help="sample: models timed one at a time (default: all)")
+    bench.add_argument("--quiet", action="store_true", help="no stage messages on stderr")
+    bench.set_defaults(run=_cmd_bench)
 
 def _cmd_bench(args):
     "Run a benchmark and print JSON lines (stage messages with their timings on stderr)."
@@ -172,137 +336,3 @@ def _cmd_bench(args):
         with stage(f"{args.sampler}: sample, decode and score {args.models or 1000} models, batched and one at a time", args.quiet):
             result = bench_sample(args.models or 1000, args.sampler, args.preset, bundle, args.device, args.sequential_models)
         print(json.dumps(result), flush=True)
-
-# %% ../nbs/90_cli.ipynb #1695cdf4
-def build_parser() -> argparse.ArgumentParser:
-    "The `hyperrep` argument parser."
-    parser = _Parser(prog="hyperrep", description="Hyper-representations as generative models: zoos, representations, sampled weights.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    zoo = commands.add_parser("zoo", help="train a model zoo (resumes an interrupted one)")
-    zoo.add_argument("--preset", default="digits", help="mnist, svhn, cifar10, stl10 (paper Table 7) or digits (default)")
-    zoo.add_argument("--out", required=True, help="zoo folder")
-    zoo.add_argument("--models", type=int, help="population size (preset default)")
-    zoo.add_argument("--epochs", type=int, help="training epochs (preset default)")
-    zoo.add_argument("--lr", type=float); zoo.add_argument("--weight-decay", type=float)
-    zoo.add_argument("--batch-size", type=int); zoo.add_argument("--first-seed", type=int)
-    zoo.add_argument("--init", help="uniform, kaiming_uniform, kaiming_normal or normal")
-    zoo.add_argument("--activation", help="tanh, gelu, relu or sigmoid (of the paper CNN, or of --mlp: default relu)")
-    zoo.add_argument("--dataset", help="digits, iris, wine, breast_cancer (bundled), mnist, fashion_mnist, svhn, cifar10, stl10 (default: the preset's)")
-    shape = zoo.add_mutually_exclusive_group()
-    shape.add_argument("--arch", help="architecture spec: a JSON file as Architecture.to_dict() writes it (default: the paper CNN)")
-    shape.add_argument("--mlp", help="an MLP by its layer sizes from inputs to classes, e.g. 13,32,3 for wine")
-    zoo.add_argument("--data-root", help="folder with the dataset files (not needed for digits)")
-    zoo.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda when available)")
-    zoo.add_argument("--chunk-size", type=int, help="models trained together (default: 64 on cpu, all on cuda)")
-    zoo.add_argument("--until", type=int, help="stop after this epoch; rerun to continue")
-    zoo.add_argument("--ray", metavar="ADDRESS", help="train on Ray: 'local' (a local instance) or a cluster's host:port (pip install hyperrep_nb[ray])")
-    zoo.add_argument("--shards", type=int, default=2, help="with --ray: Ray tasks, each a block of seeds trained batched (default 2)")
-    zoo.add_argument("--quiet", action="store_true", help="no progress bar")
-    zoo.set_defaults(run=_cmd_zoo)
-
-    train = commands.add_parser("train", help="learn a hyper-representation of a zoo (resumes an interrupted run)")
-    train.add_argument("--zoo", required=True, help="zoo folder")
-    train.add_argument("--out", required=True, help="bundle folder")
-    train.add_argument("--preset", default="cpu", help="cpu (default; minutes on a CPU) or mnist, svhn, cifar10, stl10 (paper Table 8)")
-    train.add_argument("--no-lwln", action="store_true", help="plain MSE reconstruction (the earlier work's baseline)")
-    train.add_argument("--epochs", type=int); train.add_argument("--batch-size", type=int); train.add_argument("--lr", type=float)
-    train.add_argument("--dropout", type=float, help="dropout of the autoencoder (preset default)")
-    train.add_argument("--permutation", choices=["random", "bank", "none"], help="permutation of the encoder's views (preset default)")
-    train.add_argument("--target", choices=["view", "original"], help="what the decoder reconstructs (preset default)")
-    train.add_argument("--frame", choices=["stored", "canonical"], help="train on models as stored or in the zoo's canonical frame")
-    train.add_argument("--behaviour", type=float, help="weight of the behavioural loss (0: off)")
-    train.add_argument("--behaviour-inputs", choices=["data", "random"], help="query inputs of the behavioural loss")
-    train.add_argument("--checkpoint", choices=["val", "last"], help="keep the lowest-validation-loss or the last epoch")
-    train.add_argument("--window", type=int, nargs=2, default=[21, 25], metavar=("FIRST", "LAST"), help="zoo epochs to learn from")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--data-root", help="dataset files of the zoo (not needed for digits)")
-    train.add_argument("--device"); train.add_argument("--until", type=int, help="stop after this epoch; rerun to continue")
-    train.add_argument("--quiet", action="store_true")
-    train.set_defaults(run=_cmd_train)
-
-    info = commands.add_parser("info", help="summarise a zoo or a hyper-representation")
-    info.add_argument("path"); info.set_defaults(run=_cmd_info)
-
-    imp = commands.add_parser("import-zoo", help="import a public model zoo (modelzoos.cc layout)")
-    imp.add_argument("source", help="folder of model directories")
-    imp.add_argument("--out", required=True, help="zoo folder to write")
-    imp.add_argument("--threshold", type=float, default=5.0, help="drop checkpoints with any |w| above this")
-    imp.add_argument("--quiet", action="store_true"); imp.set_defaults(run=_cmd_import_zoo)
-
-    demo = commands.add_parser("demo", help="the whole method on digits: zoo, autoencoders, samplers, evaluation, report")
-    demo.add_argument("--out", default="demo_out", help="output folder (resumed when rerun)")
-    demo.add_argument("--n", type=int, default=50, help="models per generated population")
-    demo.add_argument("--finetune-epochs", type=int, default=2)
-    demo.add_argument("--full", action="store_true", help="also transfer to inverted digits, an unseen zoo and unseen architectures (evaluations 4-6)")
-    demo.add_argument("--device"); demo.add_argument("--quiet", action="store_true")
-    demo.set_defaults(run=_cmd_demo)
-
-    sample = commands.add_parser("sample", help="sample new models from a hyper-representation and save them")
-    sample.add_argument("--bundle", required=True, help="hyper-representation folder (from `hyperrep train`)")
-    sample.add_argument("--sampler", default="S_KDE30", help="S_U, S_C, S_KDE, S_KDE30 (default), S_KDE_joint, S_KDE30_joint, S_Neigh, S_Neigh30, S_GAN, S_GAN30")
-    sample.add_argument("--n", type=int, default=100, help="models to generate")
-    sample.add_argument("--out", required=True, help="population folder to write")
-    sample.add_argument("--bandwidth", type=float, help="KDE bandwidth (S_KDE*, S_C; default: Silverman per dimension)")
-    sample.add_argument("--top", type=float, help="keep anchors of this top fraction of models by test accuracy")
-    sample.add_argument("--seed", type=int, default=0); sample.add_argument("--device")
-    sample.add_argument("--quiet", action="store_true", help="no stage messages")
-    sample.set_defaults(run=_cmd_sample)
-
-    ev = commands.add_parser("evaluate", help="fine-tune and evaluate a saved population; novelty against a zoo")
-    ev.add_argument("population", help="population folder (from `hyperrep sample`)")
-    ev.add_argument("--zoo", help="zoo the hyper-representation learned from: its hyperparameters, data and novelty reference")
-    ev.add_argument("--window", type=int, nargs=2, default=[21, 25], metavar=("FIRST", "LAST"), help="zoo epochs that count as seen")
-    ev.add_argument("--dataset", help="dataset to evaluate on (default: the zoo's, else digits)")
-    ev.add_argument("--data-root", help="dataset files (not needed for digits)")
-    ev.add_argument("--finetune-epochs", type=int, default=0); ev.add_argument("--lr", type=float)
-    ev.add_argument("--out", help="write the result as JSON here too"); ev.add_argument("--device")
-    ev.add_argument("--quiet", action="store_true", help="no progress bar")
-    ev.set_defaults(run=_cmd_evaluate)
-
-    ablate = commands.add_parser("ablate", help="which training setting generates working, diverse models: one bundle per setting, judged")
-    ablate.add_argument("--zoo", required=True, help="zoo folder (its last 5 epochs are learned from)")
-    ablate.add_argument("--out", required=True, help="folder of the bundles and ablation.json (resumed when rerun)")
-    ablate.add_argument("--variants", help="';'-separated names of hyperrep_nb.experiments.ABLATION_SETTINGS (default: all)")
-    ablate.add_argument("--n", type=int, default=50, help="models per sampled population")
-    ablate.add_argument("--epochs", type=int, help="autoencoder epochs (default: the cpu preset's)")
-    ablate.add_argument("--device"); ablate.add_argument("--quiet", action="store_true")
-    ablate.set_defaults(run=_cmd_ablate)
-
-    down = commands.add_parser("download", help="download a dataset from its canonical source")
-    down.add_argument("name", help="mnist, fashion_mnist, svhn, cifar10 or stl10")
-    down.add_argument("--root", required=True, help="folder to download into")
-    down.add_argument("--base-url", help="alternative host folder (a mirror)")
-    down.add_argument("--quiet", action="store_true"); down.set_defaults(run=_cmd_download)
-
-    bench = commands.add_parser("bench", help="benchmarks, printed as JSON lines")
-    bench.add_argument("what", choices=["zoo", "ae", "sample"])
-    bench.add_argument("--models", type=int, help="population size (zoo: 64, ae and sample: 1000)")
-    bench.add_argument("--batch-size", type=int, default=10)
-    bench.add_argument("--steps", type=int, default=30); bench.add_argument("--device")
-    bench.add_argument("--preset", default="cpu", help="ae: autoencoder preset")
-    bench.add_argument("--behaviour", type=float, help="ae: weight of the behavioural loss (default: the preset's)")
-    bench.add_argument("--chunk-size", type=int)
-    bench.add_argument("--ray", metavar="ADDRESS", help="zoo: time one process against Ray shards ('local' or host:port)")
-    bench.add_argument("--shards", type=int, default=2, help="zoo --ray: Ray tasks")
-    bench.add_argument("--epochs", type=int, default=2, help="zoo --ray: training epochs")
-    bench.add_argument("--sampler", default="S_KDE30", help="sample: the sampler")
-    bench.add_argument("--bundle", help="sample: a trained bundle (default: a fresh autoencoder of --preset)")
-    bench.add_argument("--sequential-models", type=int, help="sample: models timed one at a time (default: all)")
-    bench.add_argument("--quiet", action="store_true", help="no stage messages on stderr")
-    bench.set_defaults(run=_cmd_bench)
-    return parser
-
-# %% ../nbs/90_cli.ipynb #9603de98
-def main(argv: list[str] | None = None  # arguments (None: sys.argv[1:])
-         ) -> int:
-    "Entry point of the `hyperrep` command."
-    args = build_parser().parse_args(argv)
-    try: args.run(args)
-    except HyperrepError as error:
-        sys.stderr.write(f"error: {error}\n")
-        return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("error: interrupted; rerun the same command to continue where it stopped\n")
-        return 130
-    return 0

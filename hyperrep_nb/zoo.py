@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
+from fastcore.basics import patch
 from .core import HyperrepError, default_device, meta_dataset_name, write_json, read_json, save_tensors, load_tensors, timed
 from .arch import Architecture, Population, paper_cnn, population_forward, score_population, ACTIVATIONS, INIT_SCHEMES
 from .data import Dataset, load_dataset, split_shift, save_dataset, read_dataset, dataset_for
@@ -23,7 +24,7 @@ __all__ = ['ZOO_PRESETS', 'ZOO_FORMAT', 'METRICS', 'ZooConfig', 'zoo_config', 'd
            'train_shard', 'merge_shards', 'train_zoo_on_ray', 'shard_config', 'bench_zoo_ray', 'describe_zoo',
            'bench_zoo_train', 'bench_zoo_eval']
 
-# %% ../nbs/03_zoo.ipynb #b39d2737
+# %% ../nbs/03_zoo.ipynb #7cb4b088
 @dataclass
 class ZooConfig:
     "Everything that defines a zoo: rerunning with the same config resumes it."
@@ -40,26 +41,7 @@ class ZooConfig:
     split_seed: int = 0              # seed of the 70/15/15 model split
     preset: str = "custom"           # the preset it came from
 
-    def __post_init__(self):
-        "Refuse a setting that cannot train a zoo, with the field's name and what it expects."
-        for name, lowest in (("batch_size", 1), ("epochs", 1), ("models", 1), ("first_seed", 0), ("split_seed", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lowest:
-                raise HyperrepError(f"ZooConfig.{name} must be an integer >= {lowest}, got {value!r}")
-        for name, positive in (("lr", True), ("weight_decay", False)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (positive and value == 0):
-                raise HyperrepError(f"ZooConfig.{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
-        if self.activation not in ACTIVATIONS:
-            raise HyperrepError(f"ZooConfig.activation={self.activation!r}: expected one of {', '.join(ACTIVATIONS)}")
-        if self.init not in INIT_SCHEMES:
-            raise HyperrepError(f"ZooConfig.init={self.init!r}: expected one of {', '.join(INIT_SCHEMES)}")
-        if not isinstance(self.dataset, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", self.dataset):
-            raise HyperrepError(f"ZooConfig.dataset={self.dataset!r}: expected a dataset name (letters, digits, '_', '-', '.')")
-        if self.arch is not None:
-            if not isinstance(self.arch, dict): raise HyperrepError(f"ZooConfig.arch must be an architecture spec (a dict from Architecture.to_dict), got {self.arch!r}")
-            try: Architecture.from_dict(self.arch)
-            except HyperrepError as error: raise HyperrepError(f"ZooConfig.arch: {error}") from error
+    def __post_init__(self): _check_zoo_config(self)
 
     def to_dict(self) -> dict: return asdict(self)
 
@@ -71,6 +53,30 @@ class ZooConfig:
         if unknown: raise HyperrepError(f"unknown zoo settings {sorted(unknown)}: expected {sorted(known)}")
         return cls(**spec)
 
+
+# %% ../nbs/03_zoo.ipynb #a440d4b8
+def _check_zoo_config(config: ZooConfig):
+    "Refuse a setting that cannot train a zoo, with the field's name and what it expects."
+    for name, lowest in (("batch_size", 1), ("epochs", 1), ("models", 1), ("first_seed", 0), ("split_seed", 0)):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lowest:
+            raise HyperrepError(f"ZooConfig.{name} must be an integer >= {lowest}, got {value!r}")
+    for name, positive in (("lr", True), ("weight_decay", False)):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (positive and value == 0):
+            raise HyperrepError(f"ZooConfig.{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
+    if config.activation not in ACTIVATIONS:
+        raise HyperrepError(f"ZooConfig.activation={config.activation!r}: expected one of {', '.join(ACTIVATIONS)}")
+    if config.init not in INIT_SCHEMES:
+        raise HyperrepError(f"ZooConfig.init={config.init!r}: expected one of {', '.join(INIT_SCHEMES)}")
+    if not isinstance(config.dataset, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", config.dataset):
+        raise HyperrepError(f"ZooConfig.dataset={config.dataset!r}: expected a dataset name (letters, digits, '_', '-', '.')")
+    if config.arch is not None:
+        if not isinstance(config.arch, dict): raise HyperrepError(f"ZooConfig.arch must be an architecture spec (a dict from Architecture.to_dict), got {config.arch!r}")
+        try: Architecture.from_dict(config.arch)
+        except HyperrepError as error: raise HyperrepError(f"ZooConfig.arch: {error}") from error
+
+# %% ../nbs/03_zoo.ipynb #e32fa62c
 ZOO_PRESETS = {
     "mnist":   dict(dataset="mnist", activation="tanh", init="uniform", lr=3e-4, weight_decay=0.0),
     "svhn":    dict(dataset="svhn", activation="tanh", init="uniform", lr=3e-3, weight_decay=0.0),
@@ -86,6 +92,7 @@ def zoo_config(preset: str = "digits",  # one of `ZOO_PRESETS`
     overrides = {k: v for k, v in overrides.items() if v is not None}
     return ZooConfig.from_dict({**ZOO_PRESETS[preset], "preset": preset, **overrides})
 
+# %% ../nbs/03_zoo.ipynb #c8a5855d
 def dataset_channels(name: str) -> int:
     "Input channels of a dataset as the paper's zoos see it (SVHN is converted to grayscale)."
     return 3 if split_shift(name)[0] in ("cifar10", "stl10") else 1
@@ -95,6 +102,7 @@ def zoo_architecture(config: ZooConfig) -> Architecture:
     if config.arch is not None: return Architecture.from_dict(config.arch)
     return paper_cnn(dataset_channels(config.dataset), config.activation)
 
+# %% ../nbs/03_zoo.ipynb #cafbc465
 def check_architecture_fits(arch: Architecture,  # the zoo's architecture
                             dataset: Dataset      # the data it is to be trained on
                             ):
@@ -206,7 +214,7 @@ def fit_population(population: Population,        # models to train (their param
     bar.close()
     return Population(arch, params, population.table)
 
-# %% ../nbs/03_zoo.ipynb #2ef6421d
+# %% ../nbs/03_zoo.ipynb #02b6c34a
 ZOO_FORMAT = "hyperrep_nb.zoo/1"
 METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 
@@ -231,48 +239,57 @@ class Zoo:
 
     def checkpoint_path(self, epoch: int) -> Path: return self.path / "checkpoints" / f"epoch_{epoch:03d}.safetensors"
 
-    def population(self, epoch: int,           # a stored epoch
-                   device=None,                # where to put the weights (None: cuda when available)
-                   check: bool = True          # refuse NaN/inf weights
-                   ) -> Population:
-        "All models at `epoch`, their table extended with the epoch and its metrics."
-        if epoch not in self.epochs: raise HyperrepError(f"epoch {epoch} is not in zoo {self.path} (stored: {self.epochs[0]}..{self.epochs[-1]})")
-        path = self.checkpoint_path(epoch)
-        tensors = load_tensors(path)
-        for name, shape in self.arch.param_shapes.items():
-            if name not in tensors: raise HyperrepError(f"{path} lacks parameter {name}")
-            if tuple(tensors[name].shape) != (len(self), *shape):
-                raise HyperrepError(f"{path}: {name} has shape {list(tensors[name].shape)}, expected {[len(self), *shape]}")
-            if tensors[name].dtype != torch.float32: raise HyperrepError(f"{path}: {name} is {tensors[name].dtype}, expected float32")
-            if check and not torch.isfinite(tensors[name]).all():
-                bad = (~torch.isfinite(tensors[name].flatten(1))).any(1).nonzero().flatten().tolist()
-                raise HyperrepError(f"{path}: {name} has NaN or inf weights in models {bad[:10]}")
-        table = self.table.assign(epoch=epoch)
-        row = self.epochs.index(epoch)
-        for k, v in self.metrics.items(): table[k] = v[row]
-        return Population(self.arch, {k: tensors[k] for k in self.arch.param_shapes}, table).to(device)
-
-    def populations(self, epochs, device=None) -> Population:
-        "The models at several epochs, concatenated (one row per model and epoch)."
-        return Population.concat([self.population(e, device) for e in epochs])
-
-    def dataset(self, root=None,   # dataset files of a named image dataset (not needed for bundled ones)
-                device=None        # where the tensors go (None: cuda when available)
-                ) -> Dataset:
-        "The data the zoo was trained on: the copy stored with it, else its dataset by name."
-        return dataset_for(meta_dataset_name(self.meta), [self.path], root, device)
-
-    def summary(self, metric: str = "test_accuracy") -> pd.DataFrame:
-        "Mean, std, min and max of `metric` over models, per epoch."
-        if metric not in self.metrics: raise HyperrepError(f"zoo has no metric {metric!r}: it has {sorted(self.metrics)}")
-        values = self.metrics[metric]
-        return pd.DataFrame({"epoch": self.epochs, "mean": values.mean(1), "std": values.std(1),
-                             "min": values.min(1), "max": values.max(1)}).set_index("epoch")
-
     def __repr__(self):
         splits = self.table["split"].value_counts().to_dict() if "split" in self.table else {}
         return (f"Zoo({self.path}: {len(self)} models x epochs {self.epochs[0]}..{self.epochs[-1]}, {self.arch!r}, "
                 f"splits {splits})")
+
+
+# %% ../nbs/03_zoo.ipynb #f4361353
+@patch
+def population(self: Zoo, epoch: int,           # a stored epoch
+               device=None,                # where to put the weights (None: cuda when available)
+               check: bool = True          # refuse NaN/inf weights
+               ) -> Population:
+    "All models at `epoch`, their table extended with the epoch and its metrics."
+    if epoch not in self.epochs: raise HyperrepError(f"epoch {epoch} is not in zoo {self.path} (stored: {self.epochs[0]}..{self.epochs[-1]})")
+    path = self.checkpoint_path(epoch)
+    tensors = load_tensors(path)
+    for name, shape in self.arch.param_shapes.items():
+        if name not in tensors: raise HyperrepError(f"{path} lacks parameter {name}")
+        if tuple(tensors[name].shape) != (len(self), *shape):
+            raise HyperrepError(f"{path}: {name} has shape {list(tensors[name].shape)}, expected {[len(self), *shape]}")
+        if tensors[name].dtype != torch.float32: raise HyperrepError(f"{path}: {name} is {tensors[name].dtype}, expected float32")
+        if check and not torch.isfinite(tensors[name]).all():
+            bad = (~torch.isfinite(tensors[name].flatten(1))).any(1).nonzero().flatten().tolist()
+            raise HyperrepError(f"{path}: {name} has NaN or inf weights in models {bad[:10]}")
+    table = self.table.assign(epoch=epoch)
+    row = self.epochs.index(epoch)
+    for k, v in self.metrics.items(): table[k] = v[row]
+    return Population(self.arch, {k: tensors[k] for k in self.arch.param_shapes}, table).to(device)
+
+# %% ../nbs/03_zoo.ipynb #0595e443
+@patch
+def populations(self: Zoo, epochs, device=None) -> Population:
+    "The models at several epochs, concatenated (one row per model and epoch)."
+    return Population.concat([self.population(e, device) for e in epochs])
+
+# %% ../nbs/03_zoo.ipynb #8493e287
+@patch
+def dataset(self: Zoo, root=None,   # dataset files of a named image dataset (not needed for bundled ones)
+            device=None        # where the tensors go (None: cuda when available)
+            ) -> Dataset:
+    "The data the zoo was trained on: the copy stored with it, else its dataset by name."
+    return dataset_for(meta_dataset_name(self.meta), [self.path], root, device)
+
+# %% ../nbs/03_zoo.ipynb #f2703ad7
+@patch
+def summary(self: Zoo, metric: str = "test_accuracy") -> pd.DataFrame:
+    "Mean, std, min and max of `metric` over models, per epoch."
+    if metric not in self.metrics: raise HyperrepError(f"zoo has no metric {metric!r}: it has {sorted(self.metrics)}")
+    values = self.metrics[metric]
+    return pd.DataFrame({"epoch": self.epochs, "mean": values.mean(1), "std": values.std(1),
+                         "min": values.min(1), "max": values.max(1)}).set_index("epoch")
 
 # %% ../nbs/03_zoo.ipynb #34df716c
 def write_zoo_epoch(path: Path,                  # zoo folder
@@ -495,7 +512,7 @@ def describe_zoo(zoo: Zoo) -> str:
             lines.append(f"  epoch {epoch:3d}: {row['mean']:.3f} {row['std']:.3f} {row['min']:.3f} {row['max']:.3f}")
     return "\n".join(lines)
 
-# %% ../nbs/03_zoo.ipynb #beda9c52
+# %% ../nbs/03_zoo.ipynb #f0dca6b8
 def bench_zoo_train(models: int = 64,           # population size
                     batch_size: int = 10,       # images per step and model (the paper's 10)
                     steps: int = 30,            # timed steps (after 3 warm-up steps) for each trainer
@@ -533,6 +550,7 @@ def bench_zoo_train(models: int = 64,           # population size
             "batch_size": batch_size, "steps": steps, "batched_model_steps_per_s": round(models * steps / batched_s, 1),
             "sequential_model_steps_per_s": round(models * steps / sequential_s, 1), "ratio": round(sequential_s / batched_s, 2)}
 
+# %% ../nbs/03_zoo.ipynb #9fab230c
 def bench_zoo_eval(models: int = 64,     # population size
                    device=None           # None: cuda when available
                    ) -> dict:
