@@ -11,14 +11,15 @@ import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from fastcore.basics import patch
 from .core import HyperrepError, default_device
 
 # %% auto #0
-__all__ = ['ACTIVATIONS', 'INIT_SCHEMES', 'Conv', 'Linear', 'MaxPool', 'AvgPool', 'Flatten', 'Skip', 'Act', 'layer_from_dict',
+__all__ = ['ACTIVATIONS', 'INIT_SCHEMES', 'Conv', 'Linear', 'MaxPool', 'AvgPool', 'Flatten', 'Act', 'Skip', 'layer_from_dict',
            'LayerLayout', 'Architecture', 'paper_cnn', 'mlp', 'init_params', 'population_forward', 'Population',
            'chunked_logits', 'score_population']
 
-# %% ../nbs/02_arch.ipynb #196fd42d
+# %% ../nbs/02_arch.ipynb #f45d54c3
 @dataclass(frozen=True)
 class Conv:
     "2-D convolution with bias (square kernel)."
@@ -36,6 +37,7 @@ class Linear:
     out_features: int
     type: str = field(default="linear", init=False)
 
+# %% ../nbs/02_arch.ipynb #0e9e51bf
 @dataclass(frozen=True)
 class MaxPool:
     "Max pooling over non-overlapping `kernel` x `kernel` windows."
@@ -54,6 +56,13 @@ class Flatten:
     type: str = field(default="flatten", init=False)
 
 @dataclass(frozen=True)
+class Act:
+    "Elementwise activation: one of `ACTIVATIONS`."
+    name: str
+    type: str = field(default="act", init=False)
+
+# %% ../nbs/02_arch.ipynb #eef67342
+@dataclass(frozen=True)
 class Skip:
     "Adds the input of stack layer `start`, centre-cropped to the current size, through a 1x1 convolution when `project`."
     start: int              # index of the layer whose input the shortcut carries (an earlier layer)
@@ -61,12 +70,6 @@ class Skip:
     out_channels: int       # channels here (equal to `in_channels` for an identity shortcut)
     project: bool = False   # a 1x1 convolution with bias (ResNet's projection shortcut) instead of the identity
     type: str = field(default="skip", init=False)
-
-@dataclass(frozen=True)
-class Act:
-    "Elementwise activation: one of `ACTIVATIONS`."
-    name: str
-    type: str = field(default="act", init=False)
 
 # %% ../nbs/02_arch.ipynb #809a12e7
 ACTIVATIONS = {"tanh": nn.Tanh, "gelu": nn.GELU, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "identity": nn.Identity}  # name -> module class
@@ -106,7 +109,7 @@ class LayerLayout:
     @property
     def token_width(self) -> int: return self.fan_in + 1
 
-# %% ../nbs/02_arch.ipynb #bb6227d7
+# %% ../nbs/02_arch.ipynb #4fd2c19b
 def _skip_shape(layer: Skip, shape: tuple, shapes: list) -> tuple:
     "Shape after a shortcut from the input of layer `layer.start` (`shapes[layer.start]`) into `shape`, or a clear error."
     if not 0 <= layer.start < len(shapes) - 1:
@@ -121,6 +124,7 @@ def _skip_shape(layer: Skip, shape: tuple, shapes: list) -> tuple:
         raise HyperrepError(f"{layer}: the shortcut's input {list(source)} is smaller than {list(shape)}, it can only be cropped")
     return shape
 
+# %% ../nbs/02_arch.ipynb #f25b82f0
 def _out_shape(layer, shape: tuple, shapes: list) -> tuple:
     "Shape after `layer` for one example of `shape` (`shapes`: the inputs of the layers so far), or a clear error."
     if isinstance(layer, Skip): return _skip_shape(layer, shape, shapes)
@@ -145,7 +149,7 @@ def _out_shape(layer, shape: tuple, shapes: list) -> tuple:
         return shape
     raise HyperrepError(f"unsupported layer {layer!r}")
 
-# %% ../nbs/02_arch.ipynb #68d94d53
+# %% ../nbs/02_arch.ipynb #5bb6d4cd
 class Architecture:
     "A stack of layers: the single authority on shapes, layouts and the batched forward pass."
     def __init__(self, layers: list,            # layer specs (`Conv`, `Linear`, `MaxPool`, `AvgPool`, `Flatten`, `Act`, `Skip`) or their dicts
@@ -163,76 +167,69 @@ class Architecture:
         self.layout = self._make_layout()
         self.n_params = self.layout[-1].slice.stop
 
-    def _make_layout(self) -> list[LayerLayout]:
-        "Slices, neurons, fan-in and input blocks of every parameter layer."
-        layout, start, block = [], 0, 1
-        for index, layer in enumerate(self.layers):
-            if isinstance(layer, Flatten): block = math.prod(self.shapes[index][1:]) if len(self.shapes[index]) == 3 else 1
-            if not isinstance(layer, (Conv, Linear)) and not (isinstance(layer, Skip) and layer.project): continue
-            if isinstance(layer, (Conv, Skip)):
-                size = layer.kernel if isinstance(layer, Conv) else 1
-                shape = (layer.out_channels, layer.in_channels, size, size)
-            else: shape = (layer.out_features, layer.in_features)
-            n_weights, neurons = math.prod(shape), shape[0]
-            layout.append(LayerLayout(index, "linear" if isinstance(layer, Linear) else "conv", shape, slice(start, start + n_weights),
-                                      slice(start + n_weights, start + n_weights + neurons), neurons,
-                                      n_weights // neurons, block if layout else 1))
-            start, block = start + n_weights + neurons, 1
-        return layout
-
-    def permutation_blocks(self) -> list[int]:
-        "For each parameter layer after the first, how many consecutive inputs one neuron of the previous layer owns."
-        if any(isinstance(l, Skip) for l in self.layers):
-            raise HyperrepError(f"{self.name} has shortcut connections: permuting its neurons (and tokenising it) needs a plain stack")
-        blocks = []
-        for prev, layer in zip(self.layout[:-1], self.layout[1:]):
-            block = layer.fan_in // prev.neurons
-            if block * prev.neurons != layer.fan_in or (layer.kind == "linear" and block != layer.input_block):
-                raise HyperrepError(f"layer {layer.index} has fan-in {layer.fan_in}, not a whole block per each of the "
-                                    f"{prev.neurons} neurons of layer {prev.index}: its neurons cannot be permuted")
-            blocks.append(block)
-        return blocks
-
-    @property
-    def param_shapes(self) -> dict[str, tuple]:
-        "Per-model shape of every parameter, in `state_dict` order."
-        return {name: shape for l in self.layout
-                for name, shape in ((l.weight_name, l.weight_shape), (l.bias_name, (l.neurons,)))}
-
-    def to_dict(self) -> dict:
-        "JSON form (see `Architecture.from_dict`)."
-        return {"name": self.name, "input_shape": list(self.input_shape), "layers": [asdict(l) for l in self.layers]}
-
-    @classmethod
-    def from_dict(cls, spec: dict  # the output of `to_dict`
-                  ) -> "Architecture":
-        "Rebuild an architecture from its JSON form."
-        try: return cls(spec["layers"], tuple(spec["input_shape"]), spec.get("name", "custom"))
-        except KeyError as error: raise HyperrepError(f"architecture spec lacks {error}: expected 'layers' and 'input_shape'") from error
-
     def __eq__(self, other): return isinstance(other, Architecture) and self.layers == other.layers and self.input_shape == other.input_shape
     def __hash__(self): return hash((tuple(self.layers), self.input_shape))
-
-    def module(self) -> nn.Sequential:
-        "An ordinary `nn.Module` with this architecture (its `state_dict` names match the population's)."
-        if any(isinstance(l, Skip) for l in self.layers): return _ShortcutStack(self, [self._module(l) for l in self.layers])
-        return nn.Sequential(*[self._module(l) for l in self.layers])
-
-    @staticmethod
-    def _module(layer) -> nn.Module:
-        "The `nn.Module` of one layer spec."
-        if isinstance(layer, Conv): return nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel, layer.stride, layer.padding)
-        if isinstance(layer, Linear): return nn.Linear(layer.in_features, layer.out_features)
-        if isinstance(layer, MaxPool): return nn.MaxPool2d(layer.kernel)
-        if isinstance(layer, AvgPool): return nn.AvgPool2d(layer.kernel)
-        if isinstance(layer, Flatten): return nn.Flatten()
-        if isinstance(layer, Skip): return nn.Conv2d(layer.in_channels, layer.out_channels, 1) if layer.project else nn.Identity()
-        return ACTIVATIONS[layer.name]()
 
     def __repr__(self):
         sizes = ", ".join(str(l.size) for l in self.layout)
         return f"Architecture({self.name!r}, input {list(self.input_shape)}, {self.n_params} parameters: {sizes})"
 
+# %% ../nbs/02_arch.ipynb #3d475b15
+@patch
+def _make_layout(self: Architecture) -> list[LayerLayout]:
+    "Slices, neurons, fan-in and input blocks of every parameter layer."
+    layout, start, block = [], 0, 1
+    for index, layer in enumerate(self.layers):
+        if isinstance(layer, Flatten): block = math.prod(self.shapes[index][1:]) if len(self.shapes[index]) == 3 else 1
+        if not isinstance(layer, (Conv, Linear)) and not (isinstance(layer, Skip) and layer.project): continue
+        if isinstance(layer, (Conv, Skip)):
+            size = layer.kernel if isinstance(layer, Conv) else 1
+            shape = (layer.out_channels, layer.in_channels, size, size)
+        else: shape = (layer.out_features, layer.in_features)
+        n_weights, neurons = math.prod(shape), shape[0]
+        layout.append(LayerLayout(index, "linear" if isinstance(layer, Linear) else "conv", shape, slice(start, start + n_weights),
+                                  slice(start + n_weights, start + n_weights + neurons), neurons,
+                                  n_weights // neurons, block if layout else 1))
+        start, block = start + n_weights + neurons, 1
+    return layout
+
+# %% ../nbs/02_arch.ipynb #9ceb30db
+@patch(as_prop=True)
+def param_shapes(self: Architecture) -> dict[str, tuple]:
+    "Per-model shape of every parameter, in `state_dict` order."
+    return {name: shape for l in self.layout
+            for name, shape in ((l.weight_name, l.weight_shape), (l.bias_name, (l.neurons,)))}
+
+# %% ../nbs/02_arch.ipynb #2a4b81cd
+@patch
+def permutation_blocks(self: Architecture) -> list[int]:
+    "For each parameter layer after the first, how many consecutive inputs one neuron of the previous layer owns."
+    if any(isinstance(l, Skip) for l in self.layers):
+        raise HyperrepError(f"{self.name} has shortcut connections: permuting its neurons (and tokenising it) needs a plain stack")
+    blocks = []
+    for prev, layer in zip(self.layout[:-1], self.layout[1:]):
+        block = layer.fan_in // prev.neurons
+        if block * prev.neurons != layer.fan_in or (layer.kind == "linear" and block != layer.input_block):
+            raise HyperrepError(f"layer {layer.index} has fan-in {layer.fan_in}, not a whole block per each of the "
+                                f"{prev.neurons} neurons of layer {prev.index}: its neurons cannot be permuted")
+        blocks.append(block)
+    return blocks
+
+# %% ../nbs/02_arch.ipynb #5720a4ec
+@patch
+def to_dict(self: Architecture) -> dict:
+    "JSON form (see `Architecture.from_dict`)."
+    return {"name": self.name, "input_shape": list(self.input_shape), "layers": [asdict(l) for l in self.layers]}
+
+# %% ../nbs/02_arch.ipynb #3446b1ea
+@patch(cls_method=True)
+def from_dict(cls: Architecture, spec: dict  # the output of `to_dict`
+              ) -> "Architecture":
+    "Rebuild an architecture from its JSON form."
+    try: return cls(spec["layers"], tuple(spec["input_shape"]), spec.get("name", "custom"))
+    except KeyError as error: raise HyperrepError(f"architecture spec lacks {error}: expected 'layers' and 'input_shape'") from error
+
+# %% ../nbs/02_arch.ipynb #bb54ce05
 def _crop(h: torch.Tensor, size: tuple) -> torch.Tensor:
     "The centre `size` (H, W) of images `[..., H0, W0]`."
     top, left = (h.shape[-2] - size[0]) // 2, (h.shape[-1] - size[1]) // 2
@@ -251,6 +248,23 @@ class _ShortcutStack(nn.Sequential):
             x = x + module(_crop(inputs[spec.start], x.shape[-2:])) if isinstance(spec, Skip) else module(x)
         return x
 
+# %% ../nbs/02_arch.ipynb #d2ed29fb
+def _layer_module(layer) -> nn.Module:
+    "The `nn.Module` of one layer spec."
+    if isinstance(layer, Conv): return nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel, layer.stride, layer.padding)
+    if isinstance(layer, Linear): return nn.Linear(layer.in_features, layer.out_features)
+    if isinstance(layer, MaxPool): return nn.MaxPool2d(layer.kernel)
+    if isinstance(layer, AvgPool): return nn.AvgPool2d(layer.kernel)
+    if isinstance(layer, Flatten): return nn.Flatten()
+    if isinstance(layer, Skip): return nn.Conv2d(layer.in_channels, layer.out_channels, 1) if layer.project else nn.Identity()
+    return ACTIVATIONS[layer.name]()
+
+@patch
+def module(self: Architecture) -> nn.Sequential:
+    "An ordinary `nn.Module` with this architecture (its `state_dict` names match the population's)."
+    if any(isinstance(l, Skip) for l in self.layers): return _ShortcutStack(self, [_layer_module(l) for l in self.layers])
+    return nn.Sequential(*[_layer_module(l) for l in self.layers])
+
 # %% ../nbs/02_arch.ipynb #6d29f529
 def paper_cnn(channels: int = 1,          # input channels: 1 (MNIST, SVHN grayscale, digits) or 3 (CIFAR-10, STL-10)
               activation: str = "tanh",   # one of `ACTIVATIONS`
@@ -260,6 +274,7 @@ def paper_cnn(channels: int = 1,          # input channels: 1 (MNIST, SVHN grays
               Conv(6, 4, 2), Act(activation), Flatten(), Linear(36, 20), Act(activation), Linear(20, 10)]
     return Architecture(layers, (channels, size, size), f"paper_cnn_{channels}ch_{activation}")
 
+# %% ../nbs/02_arch.ipynb #ee107ec8
 def mlp(sizes: list[int],                 # feature sizes from input to classes, e.g. [784, 64, 10]
         activation: str = "relu",         # one of `ACTIVATIONS`, between the linear layers
         input_shape: tuple | None = None  # image shape to flatten first, e.g. (1, 28, 28); None: vector input
@@ -297,7 +312,7 @@ def init_params(arch: Architecture,      # the architecture
     names = list(arch.param_shapes)
     return {name: torch.stack([tensors[i] for tensors in per_model]) for i, name in enumerate(names)}
 
-# %% ../nbs/02_arch.ipynb #91757f59
+# %% ../nbs/02_arch.ipynb #e76983bc
 def _conv(h, weight, bias, layer: Conv, models: int):
     "All models' convolution at once; `h` is `[B, M*C, H, W]` in channels-last memory."
     out = F.conv2d(h, weight.reshape(-1, *weight.shape[2:]), bias.reshape(-1), layer.stride, layer.padding, groups=models)
@@ -313,6 +328,7 @@ def _shortcut(h, params: dict, index: int, layer: Skip, models: int):
     return _conv(h.contiguous(memory_format=torch.channels_last), params[f"{index}.weight"], params[f"{index}.bias"],
                  Conv(layer.in_channels, layer.out_channels, 1), models)
 
+# %% ../nbs/02_arch.ipynb #f1f8b40d
 def population_forward(arch: Architecture,                 # the architecture of every model
                        params: dict[str, torch.Tensor],    # stacked parameters `{name: [M, ...]}`
                        x: torch.Tensor                     # `[M, B, *input_shape]` (own batches) or `[B, *input_shape]` (shared)
@@ -339,7 +355,7 @@ def population_forward(arch: Architecture,                 # the architecture of
         elif isinstance(layer, Flatten) and h.dim() == 4: h = h.reshape(batch, models, -1).transpose(0, 1)
     return h
 
-# %% ../nbs/02_arch.ipynb #06958b5b
+# %% ../nbs/02_arch.ipynb #b8251f48
 class Population:
     "M models of one architecture as stacked tensors, with a table of per-model properties."
     def __init__(self, arch: Architecture,                 # the architecture of every model
@@ -361,82 +377,98 @@ class Population:
     @property
     def device(self) -> torch.device: return next(iter(self.params.values())).device
 
-    def to(self, device=None,             # None: cuda when available
-           dtype: torch.dtype | None = None  # e.g. torch.float64 for exact checks (None: keep)
-           ) -> "Population":
-        "The population on `device`, optionally cast to `dtype`."
-        device = default_device(device)
-        return Population(self.arch, {k: v.to(device, dtype) for k, v in self.params.items()}, self.table)
-
-    def __getitem__(self, index) -> "Population":
-        "A sub-population (an int, slice, list, boolean mask or index tensor of models)."
-        if isinstance(index, int): index = [index]
-        index = torch.as_tensor(np.arange(len(self))[index] if isinstance(index, slice) else index)
-        if index.dtype == torch.bool: index = index.nonzero().flatten()
-        rows = self.table.iloc[index.cpu().numpy()]
-        return Population(self.arch, {k: v[index.to(v.device)] for k, v in self.params.items()}, rows)
-
-    @classmethod
-    def init(cls, arch: Architecture, seeds: list[int], scheme: str = "uniform", device=None) -> "Population":
-        "Freshly initialised models, one per seed (see `init_params`)."
-        table = pd.DataFrame({"seed": [int(s) for s in seeds], "init": scheme})
-        return cls(arch, init_params(arch, seeds, scheme), table).to(device)
-
-    @classmethod
-    def concat(cls, populations: list["Population"]) -> "Population":
-        "One population from several of the same architecture."
-        arch = populations[0].arch
-        if any(p.arch != arch for p in populations): raise HyperrepError("cannot concatenate populations of different architectures")
-        params = {k: torch.cat([p.params[k] for p in populations]) for k in arch.param_shapes}
-        return cls(arch, params, pd.concat([p.table for p in populations], ignore_index=True))
-
-    def to_vector(self) -> torch.Tensor:
-        "Flat parameter vectors `[M, N]` in layout order."
-        return torch.cat([self.params[name].flatten(1) for name in self.arch.param_shapes], dim=1)
-
-    @classmethod
-    def from_vector(cls, arch: Architecture, vectors: torch.Tensor, table: pd.DataFrame | None = None) -> "Population":
-        "A population from flat vectors `[M, N]`."
-        if vectors.dim() != 2 or vectors.shape[1] != arch.n_params:
-            raise HyperrepError(f"expected vectors [M, {arch.n_params}] for {arch.name}, got {list(vectors.shape)}")
-        params, start = {}, 0
-        for name, shape in arch.param_shapes.items():
-            size = math.prod(shape)
-            params[name] = vectors[:, start:start + size].reshape(-1, *shape)
-            start += size
-        return cls(arch, params, table)
-
-    def state_dicts(self) -> list[dict[str, torch.Tensor]]:
-        "One ordinary `state_dict` per model (loadable into `arch.module()`)."
-        return [{k: v[i].detach().clone() for k, v in self.params.items()} for i in range(len(self))]
-
-    @classmethod
-    def from_state_dicts(cls, arch: Architecture, state_dicts: list[dict], table: pd.DataFrame | None = None) -> "Population":
-        "Stack `state_dict`s (keys as in `arch.module()`, or any keys in the same order) into a population."
-        names = list(arch.param_shapes)
-        stacked = []
-        for i, sd in enumerate(state_dicts):
-            values = [sd[k] for k in names] if set(names) <= set(sd) else list(sd.values())
-            if len(values) != len(names):
-                raise HyperrepError(f"state_dict {i} has {len(values)} tensors, expected {len(names)} ({names})")
-            stacked.append(values)
-        params = {name: torch.stack([torch.as_tensor(v[j]).float() for v in stacked]) for j, name in enumerate(names)}
-        return cls(arch, params, table)
-
-    def modules(self) -> list[nn.Module]:
-        "One `nn.Module` per model (slow path, for interoperability and checks)."
-        modules = []
-        for sd in self.state_dicts():
-            module = self.arch.module().to(self.device, next(iter(self.params.values())).dtype)
-            module.load_state_dict(sd)
-            modules.append(module)
-        return modules
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        "Logits `[M, B, classes]` of all models (see `population_forward`)."
-        return population_forward(self.arch, self.params, x)
-
     def __repr__(self): return f"Population({len(self)} x {self.arch.name}, {self.arch.n_params} parameters, on {self.device})"
+
+# %% ../nbs/02_arch.ipynb #841f48d6
+@patch
+def to(self: Population, device=None,             # None: cuda when available
+       dtype: torch.dtype | None = None  # e.g. torch.float64 for exact checks (None: keep)
+       ) -> "Population":
+    "The population on `device`, optionally cast to `dtype`."
+    device = default_device(device)
+    return Population(self.arch, {k: v.to(device, dtype) for k, v in self.params.items()}, self.table)
+
+# %% ../nbs/02_arch.ipynb #8b989487
+@patch(cls_method=True)
+def init(cls: Population, arch: Architecture, seeds: list[int], scheme: str = "uniform", device=None) -> "Population":
+    "Freshly initialised models, one per seed (see `init_params`)."
+    table = pd.DataFrame({"seed": [int(s) for s in seeds], "init": scheme})
+    return cls(arch, init_params(arch, seeds, scheme), table).to(device)
+
+# %% ../nbs/02_arch.ipynb #0c355281
+@patch
+def __getitem__(self: Population, index) -> "Population":
+    "A sub-population (an int, slice, list, boolean mask or index tensor of models)."
+    if isinstance(index, int): index = [index]
+    index = torch.as_tensor(np.arange(len(self))[index] if isinstance(index, slice) else index)
+    if index.dtype == torch.bool: index = index.nonzero().flatten()
+    rows = self.table.iloc[index.cpu().numpy()]
+    return Population(self.arch, {k: v[index.to(v.device)] for k, v in self.params.items()}, rows)
+
+# %% ../nbs/02_arch.ipynb #52cf5e52
+@patch(cls_method=True)
+def concat(cls: Population, populations: list["Population"]) -> "Population":
+    "One population from several of the same architecture."
+    arch = populations[0].arch
+    if any(p.arch != arch for p in populations): raise HyperrepError("cannot concatenate populations of different architectures")
+    params = {k: torch.cat([p.params[k] for p in populations]) for k in arch.param_shapes}
+    return cls(arch, params, pd.concat([p.table for p in populations], ignore_index=True))
+
+# %% ../nbs/02_arch.ipynb #b7a9232c
+@patch
+def to_vector(self: Population) -> torch.Tensor:
+    "Flat parameter vectors `[M, N]` in layout order."
+    return torch.cat([self.params[name].flatten(1) for name in self.arch.param_shapes], dim=1)
+
+# %% ../nbs/02_arch.ipynb #1ea773b9
+@patch(cls_method=True)
+def from_vector(cls: Population, arch: Architecture, vectors: torch.Tensor, table: pd.DataFrame | None = None) -> "Population":
+    "A population from flat vectors `[M, N]`."
+    if vectors.dim() != 2 or vectors.shape[1] != arch.n_params:
+        raise HyperrepError(f"expected vectors [M, {arch.n_params}] for {arch.name}, got {list(vectors.shape)}")
+    params, start = {}, 0
+    for name, shape in arch.param_shapes.items():
+        size = math.prod(shape)
+        params[name] = vectors[:, start:start + size].reshape(-1, *shape)
+        start += size
+    return cls(arch, params, table)
+
+# %% ../nbs/02_arch.ipynb #ee3f2653
+@patch
+def state_dicts(self: Population) -> list[dict[str, torch.Tensor]]:
+    "One ordinary `state_dict` per model (loadable into `arch.module()`)."
+    return [{k: v[i].detach().clone() for k, v in self.params.items()} for i in range(len(self))]
+
+# %% ../nbs/02_arch.ipynb #e019be70
+@patch(cls_method=True)
+def from_state_dicts(cls: Population, arch: Architecture, state_dicts: list[dict], table: pd.DataFrame | None = None) -> "Population":
+    "Stack `state_dict`s (keys as in `arch.module()`, or any keys in the same order) into a population."
+    names = list(arch.param_shapes)
+    stacked = []
+    for i, sd in enumerate(state_dicts):
+        values = [sd[k] for k in names] if set(names) <= set(sd) else list(sd.values())
+        if len(values) != len(names):
+            raise HyperrepError(f"state_dict {i} has {len(values)} tensors, expected {len(names)} ({names})")
+        stacked.append(values)
+    params = {name: torch.stack([torch.as_tensor(v[j]).float() for v in stacked]) for j, name in enumerate(names)}
+    return cls(arch, params, table)
+
+# %% ../nbs/02_arch.ipynb #98042dde
+@patch
+def modules(self: Population) -> list[nn.Module]:
+    "One `nn.Module` per model (slow path, for interoperability and checks)."
+    modules = []
+    for sd in self.state_dicts():
+        module = self.arch.module().to(self.device, next(iter(self.params.values())).dtype)
+        module.load_state_dict(sd)
+        modules.append(module)
+    return modules
+
+# %% ../nbs/02_arch.ipynb #7a6b0d06
+@patch
+def forward(self: Population, x: torch.Tensor) -> torch.Tensor:
+    "Logits `[M, B, classes]` of all models (see `population_forward`)."
+    return population_forward(self.arch, self.params, x)
 
 # %% ../nbs/02_arch.ipynb #d6044267
 def chunked_logits(population: Population,  # models

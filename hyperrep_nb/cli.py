@@ -53,7 +53,8 @@ def _add_zoo(commands):
     zoo.add_argument("--batch-size", type=int); zoo.add_argument("--first-seed", type=int)
     zoo.add_argument("--init", help="uniform, kaiming_uniform, kaiming_normal or normal")
     zoo.add_argument("--activation", help="tanh, gelu, relu or sigmoid (of the paper CNN, or of --mlp: default relu)")
-    zoo.add_argument("--dataset", help="digits, iris, wine, breast_cancer (bundled), mnist, fashion_mnist, svhn, cifar10, stl10 (default: the preset's)")
+    zoo.add_argument("--dataset", help="digits, iris, wine, breast_cancer (bundled), mnist, fashion_mnist, svhn, cifar10, stl10 (default: the preset's), "
+                     "or a folder of your own data written by hyperrep_nb.data.save_dataset")
     shape = zoo.add_mutually_exclusive_group()
     shape.add_argument("--arch", help="architecture spec: a JSON file as Architecture.to_dict() writes it (default: the paper CNN)")
     shape.add_argument("--mlp", help="an MLP by its layer sizes from inputs to classes, e.g. 13,32,3 for wine")
@@ -81,11 +82,13 @@ def _zoo_arch(args) -> dict | None:
 def _cmd_zoo(args):
     "Train (or resume) a zoo and print its summary."
     from hyperrep_nb.zoo import zoo_config, train_zoo, describe_zoo
+    from hyperrep_nb.data import read_dataset
+    own = read_dataset(args.dataset, "cpu") if args.dataset and Path(args.dataset).is_dir() else None   # your data, from save_dataset
     config = zoo_config(args.preset, models=args.models, epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
                         batch_size=args.batch_size, init=args.init, activation=args.activation, first_seed=args.first_seed,
-                        dataset=args.dataset, arch=_zoo_arch(args))
+                        dataset=own.name if own else args.dataset, arch=_zoo_arch(args))
     zoo = train_zoo(config, args.out, data_root=args.data_root, device=args.device, chunk_size=args.chunk_size,
-                    progress=not args.quiet, until=args.until, ray=args.ray, shards=args.shards)
+                    progress=not args.quiet, until=args.until, ray=args.ray, shards=args.shards, dataset=own)
     print(describe_zoo(zoo))
 
 # %% ../nbs/90_cli.ipynb #84344e9e

@@ -209,7 +209,7 @@ def load_tabular(name: str,                 # one of `TABULAR`
     train, test = stratified_split(name, labels, test_fraction, seed)
     return make_dataset(name, x[train], labels[train], x[test], labels[test], device=device)
 
-# %% ../nbs/01_data.ipynb #6dc0802a
+# %% ../nbs/01_data.ipynb #f7006ad7
 IDX_IMAGES, IDX_LABELS = 2051, 2049  # magic numbers of IDX image ([N, H, W]) and label ([N]) files
 
 def write_idx(path: str | Path,  # target file (name it `.gz` when `gzip=True`)
@@ -226,6 +226,7 @@ def write_idx(path: str | Path,  # target file (name it `.gz` when `gzip=True`)
     atomic_write_bytes(path, data)
     return Path(path)
 
+# %% ../nbs/01_data.ipynb #87fa33fd
 def read_idx(path: str | Path,   # IDX file, gzipped or not
              magic: int,          # expected magic number: `IDX_IMAGES` (2051) or `IDX_LABELS` (2049)
              ) -> np.ndarray:
@@ -251,7 +252,7 @@ def read_idx(path: str | Path,   # IDX file, gzipped or not
                             f"shape {dims}, i.e. {expected} bytes, but it has {len(data)} bytes")
     return np.frombuffer(bytearray(data), np.uint8, offset=head).reshape(dims)
 
-# %% ../nbs/01_data.ipynb #8656c3f8
+# %% ../nbs/01_data.ipynb #033e7d36
 def write_svhn_mat(path: str | Path,  # target `.mat` file
                    images,            # [N, 3, 32, 32] uint8 RGB images
                    labels,            # [N] digits 0..9 (stored as 1..10, 10 for 0)
@@ -268,6 +269,7 @@ def write_svhn_mat(path: str | Path,  # target `.mat` file
     atomic_write_bytes(path, buffer.getvalue())
     return Path(path)
 
+# %% ../nbs/01_data.ipynb #90645a17
 def read_svhn_mat(path: str | Path  # `train_32x32.mat` or `test_32x32.mat`
                   ) -> tuple[np.ndarray, np.ndarray]:
     "Read an SVHN `.mat` file as `[N, 3, 32, 32]` uint8 RGB images and int64 digits 0..9."
@@ -290,7 +292,7 @@ def read_svhn_mat(path: str | Path  # `train_32x32.mat` or `test_32x32.mat`
         raise HyperrepError(f"{path}: labels span {y.min()}..{y.max()}: expected 1..10")
     return x.transpose(3, 2, 0, 1), y % 10
 
-# %% ../nbs/01_data.ipynb #518e5299
+# %% ../nbs/01_data.ipynb #53a153df
 try: from numpy._core import multiarray as _multiarray  # numpy >= 2
 except ImportError: from numpy.core import multiarray as _multiarray  # numpy 1.x
 
@@ -310,6 +312,7 @@ class SafeUnpickler(pickle.Unpickler):
         raise HyperrepError(f"{self.source}: refused to unpickle the global {module}.{name}: expected only numpy "
                             "arrays, lists and strings (a CIFAR-10 batch)")
 
+# %% ../nbs/01_data.ipynb #02d22396
 class _Py2Pickler(pickle._Pickler):
     "Pickles `bytes` as Python 2 `str` (BINSTRING), the way the official CIFAR-10 batches were written."
     dispatch = pickle._Pickler.dispatch.copy()
@@ -320,7 +323,7 @@ class _Py2Pickler(pickle._Pickler):
         self.memoize(obj)
     dispatch[bytes] = save_bytes
 
-# %% ../nbs/01_data.ipynb #780767ec
+# %% ../nbs/01_data.ipynb #5bf1e2b6
 def _cifar_records(images, labels, path):
     "Images as [N, 3072] uint8 and labels as int64, checked."
     images, labels = np.asarray(images), np.asarray(labels).reshape(-1)
@@ -345,6 +348,7 @@ def write_cifar_batch(path: str | Path,  # target batch file, e.g. `cifar-10-bat
     atomic_write_bytes(path, buffer.getvalue())
     return Path(path)
 
+# %% ../nbs/01_data.ipynb #948bf7c2
 def read_cifar_batch(path: str | Path  # a CIFAR-10 python batch (`data_batch_1`..`5`, `test_batch`)
                      ) -> tuple[np.ndarray, np.ndarray]:
     "Read a CIFAR-10 python batch with `SafeUnpickler` as `[N, 3, 32, 32]` uint8 images and int64 labels."
@@ -371,6 +375,7 @@ def read_cifar_batch(path: str | Path  # a CIFAR-10 python batch (`data_batch_1`
         raise HyperrepError(f"{path}: labels span {labels.min()}..{labels.max()}: expected 0..9")
     return data.reshape(-1, 3, 32, 32), labels
 
+# %% ../nbs/01_data.ipynb #354675ba
 def write_cifar_bin(path: str | Path,  # target file, e.g. `cifar-10-batches-bin/data_batch_1.bin`
                     images,            # [N, 3, 32, 32] (or [N, 3072]) uint8 RGB images
                     labels,            # [N] labels 0..9
@@ -393,7 +398,7 @@ def read_cifar_bin(path: str | Path  # a CIFAR-10 binary batch (`data_batch_N.bi
     if len(labels) and labels.max() > 9: raise HyperrepError(f"{path}: label byte {labels.max()}: expected 0..9")
     return records[:, 1:].reshape(-1, 3, 32, 32), labels
 
-# %% ../nbs/01_data.ipynb #daad44ff
+# %% ../nbs/01_data.ipynb #78708725
 _STL_SHAPE = (3, 96, 96)
 _STL_BYTES = 3 * 96 * 96
 
@@ -415,6 +420,7 @@ def write_stl10(folder: str | Path,  # target folder, e.g. `root/"stl10_binary"`
         paths += [folder/f"{split}_X.bin", folder/f"{split}_y.bin"]
     return paths
 
+# %% ../nbs/01_data.ipynb #c338df2d
 def read_stl10(images_path: str | Path,  # `train_X.bin` or `test_X.bin`
                labels_path: str | Path,  # the matching `train_y.bin` or `test_y.bin`
                ) -> tuple[np.ndarray, np.ndarray]:
@@ -455,7 +461,7 @@ SOURCES = {  # dataset -> host folder, {file name: md5} and, for archives, the f
         "stl10_binary.tar.gz": "91f7769df0f17e558f3565bffb0c7dfb"}},
 }
 
-# %% ../nbs/01_data.ipynb #92c5607b
+# %% ../nbs/01_data.ipynb #f31ea24d
 def file_md5(path: str | Path  # file to hash
              ) -> str:
     "The md5 hex digest of a file (integrity check against the published checksums, not security)."
@@ -464,6 +470,7 @@ def file_md5(path: str | Path  # file to hash
         for block in iter(lambda: file.read(1 << 20), b""): digest.update(block)
     return digest.hexdigest()
 
+# %% ../nbs/01_data.ipynb #cfc23884
 def _fetch(url: str, target: Path, md5: str, progress: bool):
     "Stream `url` to a temporary file next to `target`, check its size and md5, then rename it to `target`."
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -571,7 +578,7 @@ def download_dataset(name: str,                   # one of `DATASETS` (`BUNDLED`
         paths.append(target)
     return paths
 
-# %% ../nbs/01_data.ipynb #a5e7ab7b
+# %% ../nbs/01_data.ipynb #009bccaf
 _IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 _CIFAR_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
 _LAYOUTS = {  # dataset -> alternative layouts: (folders under root, required files, `.gz` variants accepted)
@@ -582,12 +589,6 @@ _LAYOUTS = {  # dataset -> alternative layouts: (folders under root, required fi
                 (("cifar-10-batches-bin", ""), tuple(f"{b}.bin" for b in _CIFAR_BATCHES), False)],
     "stl10": [(("stl10_binary", ""), ("train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin"), False)],
 }
-
-def data_root(name: str  # one of `DATASETS`
-              ) -> Path:
-    "Default folder for a dataset's files: `$HYPERREP_DATA/<name>`, else `~/.cache/hyperrep_nb/data/<name>`."
-    base = os.environ.get("HYPERREP_DATA") or "~/.cache/hyperrep_nb/data"
-    return Path(base).expanduser()/_canonical(name)
 
 def _locate(name: str, root: Path) -> dict[str, Path] | None:
     "Paths of the files of the first complete layout of `name` under `root`, else None."
@@ -609,6 +610,14 @@ def _missing_message(name: str, root: Path) -> str:
     return (f"{name}: files missing under {root}: expected " + " or ".join(layouts) +
             f". Pass download=True (or call download_dataset({name!r}, {str(root)!r})) to fetch the official files.")
 
+# %% ../nbs/01_data.ipynb #f24be414
+def data_root(name: str  # one of `DATASETS`
+              ) -> Path:
+    "Default folder for a dataset's files: `$HYPERREP_DATA/<name>`, else `~/.cache/hyperrep_nb/data/<name>`."
+    base = os.environ.get("HYPERREP_DATA") or "~/.cache/hyperrep_nb/data"
+    return Path(base).expanduser()/_canonical(name)
+
+# %% ../nbs/01_data.ipynb #8827ea29
 def _pair(images, labels, images_path, labels_path):
     "Check that an images file and its labels file hold the same number of items."
     if len(images) != len(labels):
@@ -627,6 +636,7 @@ def _load_idx(name, files, device):
         parts += [to_unit28(images[:, None]), labels]
     return make_dataset(name, *parts, classes=10, device=device)
 
+# %% ../nbs/01_data.ipynb #66730a96
 def _load_svhn(name, files, device):
     parts = []
     for split in ("train", "test"):
@@ -634,6 +644,7 @@ def _load_svhn(name, files, device):
         parts += [to_unit28(images, grayscale=True), labels]
     return make_dataset(name, *parts, classes=10, device=device)
 
+# %% ../nbs/01_data.ipynb #ba491315
 def _load_cifar(name, files, device):
     binary = "test_batch.bin" in files
     read, suffix = (read_cifar_bin, ".bin") if binary else (read_cifar_batch, "")
@@ -642,6 +653,7 @@ def _load_cifar(name, files, device):
     train_images = np.concatenate([b[0] for b in batches]); train_labels = np.concatenate([b[1] for b in batches])
     return make_dataset(name, to_unit28(train_images), train_labels, to_unit28(test_images), test_labels, classes=10, device=device)
 
+# %% ../nbs/01_data.ipynb #93bc9272
 def _load_stl10(name, files, device):
     parts = []
     for split in ("train", "test"):
@@ -649,6 +661,7 @@ def _load_stl10(name, files, device):
         parts += [to_unit28(images), labels]
     return make_dataset(name, *parts, classes=10, device=device)
 
+# %% ../nbs/01_data.ipynb #9974976e
 _LOADERS = {"mnist": _load_idx, "fashion_mnist": _load_idx, "svhn": _load_svhn, "cifar10": _load_cifar,
             "stl10": _load_stl10}
 
@@ -715,11 +728,17 @@ def save_dataset(dataset: Dataset,    # what to store
 def read_dataset(folder: str | Path,  # a folder written by `save_dataset`
                  device: str | torch.device | None = None  # where the tensors go; None picks cuda when available
                  ) -> Dataset:
-    "A dataset stored by `save_dataset`."
+    "A dataset stored by `save_dataset`, checked as `make_dataset` checks (shapes, finite inputs, labels in range)."
     folder = Path(folder)
-    if not (folder / "dataset.json").is_file(): raise HyperrepError(f"{folder} holds no stored dataset (dataset.json)")
+    if not (folder / "dataset.json").is_file(): raise HyperrepError(f"{folder} holds no stored dataset (dataset.json, from save_dataset)")
     meta, tensors = read_json(folder / "dataset.json"), load_tensors(folder / "tensors.safetensors")
-    return Dataset(meta["name"], **tensors, mean=meta["mean"], std=meta["std"], classes=meta["classes"]).to(device)
+    missing = {"x_train", "y_train", "x_test", "y_test"} - set(tensors)
+    if missing: raise HyperrepError(f"{folder / 'tensors.safetensors'} lacks {sorted(missing)}: expected x_train, y_train, x_test, y_test")
+    name = meta.get("name", folder.name)
+    x_train, x_test = _as_inputs(name, "train", tensors["x_train"]), _as_inputs(name, "test", tensors["x_test"])
+    y_train, y_test = _as_labels(name, "train", tensors["y_train"], len(x_train)), _as_labels(name, "test", tensors["y_test"], len(x_test))
+    classes = _check_classes(name, meta.get("classes"), y_train, y_test)
+    return Dataset(name, x_train, y_train, x_test, y_test, mean=meta["mean"], std=meta["std"], classes=classes).to(device)
 
 # %% ../nbs/01_data.ipynb #5be426ca
 def dataset_for(name: str,                        # the dataset's name (as recorded in zoo.json / config.json)

@@ -504,7 +504,7 @@ def describe_zoo(zoo: Zoo) -> str:
     lines = [f"zoo: {zoo.path}", f"architecture: {zoo.arch.name} ({zoo.arch.n_params} parameters; per layer "
              + ", ".join(str(l.size) for l in zoo.arch.layout) + ")",
              f"models: {len(zoo)}  epochs: {zoo.epochs[0]}..{zoo.epochs[-1]}  dataset: {meta_dataset_name(zoo.meta)}"]
-    if config: lines.append("training: " + ", ".join(f"{k}={v}" for k, v in config.items() if k not in ("models", "epochs")))
+    if config: lines.append("training: " + ", ".join(f"{k}={v}" for k, v in config.items() if k not in ("models", "epochs", "arch")))
     if "split" in zoo.table: lines.append("splits: " + ", ".join(f"{k} {v}" for k, v in zoo.table["split"].value_counts().items()))
     if "test_accuracy" in zoo.metrics:
         lines.append("test accuracy per epoch (mean, std, min, max over models):")

@@ -28,6 +28,12 @@ def test_mlp_zoo_of_a_tabular_dataset_end_to_end(tmp_path):
     assert sampled["dataset"] == "wine" and 0 <= sampled["test_accuracy_mean"] <= 1
     result = json.loads(run("evaluate", str(population), "--zoo", str(zoo), "--window", "3", "5", "--quiet").stdout)
     assert result["dataset"] == "wine" and result["epochs"]["0"]["n"] == 8 and "max_iou_mean" in result["novelty"]
+    from hyperrep_nb.train import HyperRepresentation
+    from hyperrep_nb.widgets import interpolation_widget, noise_widget, geometry_widget, sampling_widget
+    hr = HyperRepresentation(bundle, "cpu")
+    assert hr.dataset().name == "wine" and hr.dataset().input_shape == (13,)
+    for widget in (interpolation_widget, noise_widget, geometry_widget, sampling_widget):
+        assert len(widget(hr).children) > 0, widget.__name__   # the widgets draw an MLP bundle of tabular data too
 
 
 def test_a_zoo_from_an_architecture_spec_file(tmp_path):
@@ -68,3 +74,21 @@ def test_stage_messages_and_quiet(tmp_path):
     assert "zoo training: 2 models" in loud.stderr and " s\n" in loud.stderr
     assert [json.loads(line)["bench"] for line in loud.stdout.splitlines()] == ["zoo_train", "zoo_eval"]
     assert run("bench", "zoo", "--models", "2", "--steps", "1", "--device", "cpu", "--quiet").stderr == ""
+
+
+def test_a_zoo_of_your_own_data_from_a_dataset_folder(tmp_path):
+    import numpy as np, torch
+    from safetensors.torch import save_file
+    from hyperrep_nb.data import Dataset, save_dataset
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 6)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] > 0).astype(int)
+    save_dataset(Dataset.from_tensors("blobs", x[:90], y[:90], x[90:], y[90:], device="cpu"), tmp_path / "blobs")
+    summary = run("zoo", "--dataset", str(tmp_path / "blobs"), "--mlp", "6,8,2", "--models", "4", "--epochs", "2", "--quiet", "--out", str(tmp_path / "zoo")).stdout
+    assert "dataset: blobs" in summary and (tmp_path / "zoo" / "dataset" / "dataset.json").exists()
+    tensors = {"x_train": torch.from_numpy(x[:90]).clone(), "y_train": torch.from_numpy(y[:90]), "x_test": torch.from_numpy(x[90:]), "y_test": torch.from_numpy(y[90:])}
+    tensors["x_train"][7, 3] = float("nan")
+    save_file(tensors, tmp_path / "blobs" / "tensors.safetensors")
+    bad = run("zoo", "--dataset", str(tmp_path / "blobs"), "--mlp", "6,8,2", "--out", str(tmp_path / "bad"), check=False)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: blobs train inputs hold NaN or inf values (examples [7])"), bad.stderr
+    assert bad.stderr.count("\n") == 1 and not (tmp_path / "bad").exists()

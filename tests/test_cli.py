@@ -82,3 +82,27 @@ def test_bench_zoo_prints_json_lines():
     assert train["models"] == 4 and train["batch_size"] == 10 and train["device"] == "cpu"
     assert train["batched_model_steps_per_s"] > 0 and train["sequential_model_steps_per_s"] > 0 and train["ratio"] > 0
     assert evaluation["batched_model_images_per_s"] > 0 and evaluation["images"] == 360
+
+
+BAD_SETTINGS = [  # (command line, the field named in the one-line error)
+    (["zoo", "--models", "0"], "ZooConfig.models"), (["zoo", "--models", "-5"], "ZooConfig.models"),
+    (["zoo", "--epochs", "-3"], "ZooConfig.epochs"), (["zoo", "--epochs", "0"], "ZooConfig.epochs"),
+    (["zoo", "--lr", "nan"], "ZooConfig.lr"), (["zoo", "--lr", "0"], "ZooConfig.lr"), (["zoo", "--lr", "inf"], "ZooConfig.lr"),
+    (["zoo", "--weight-decay", "-0.1"], "ZooConfig.weight_decay"), (["zoo", "--batch-size", "0"], "ZooConfig.batch_size"),
+    (["zoo", "--first-seed", "-1"], "ZooConfig.first_seed"), (["zoo", "--init", "zeros"], "ZooConfig.init"),
+    (["zoo", "--activation", "swish"], "ZooConfig.activation"), (["zoo", "--dataset", "two words"], "ZooConfig.dataset"),
+    (["zoo", "--dataset", "imagenet"], "unknown dataset"), (["zoo", "--mlp", "784"], "--mlp"),
+    (["zoo", "--ray", "local", "--shards", "0"], "shards=0"),
+    (["train", "--zoo", "Z", "--epochs", "0"], "AEConfig.epochs"), (["train", "--zoo", "Z", "--batch-size", "0"], "AEConfig.batch_size"),
+    (["train", "--zoo", "Z", "--lr", "nan"], "AEConfig.lr"), (["train", "--zoo", "Z", "--dropout", "1.5"], "AEConfig.dropout"),
+    (["train", "--zoo", "Z", "--behaviour", "-1"], "AEConfig.behaviour"), (["train", "--zoo", "Z", "--preset", "huge"], "preset"),
+]
+
+
+@pytest.mark.parametrize("args, field", BAD_SETTINGS, ids=[" ".join(a) for a, _ in BAD_SETTINGS])
+def test_every_bad_setting_is_one_line_exit_2_nothing_written(tmp_path, capsys, args, field):
+    from hyperrep_nb.cli import main
+    status = main([*args, "--out", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith("error: ") and field in err and err.count("\n") == 1 and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists()
