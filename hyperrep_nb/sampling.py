@@ -15,9 +15,50 @@ from .core import HyperrepError, default_device, keep_torch_threads
 from .arch import Population
 
 # %% auto #0
-__all__ = ['SAMPLERS', 'make_sampler', 'fit_sampler', 'sample_population', 'random_tensor', 'select_anchors', 'Sampler',
+__all__ = ['SAMPLERS', 'Sampler', 'make_sampler', 'fit_sampler', 'sample_population', 'random_tensor', 'select_anchors',
            'UniformSampler', 'silverman_bandwidth', 'KDESampler', 'CounterfactualSampler', 'NeighborhoodSampler',
            'gan_networks', 'GANSampler', 'nearest_anchor_distance', 'near_copy_fraction']
+
+# %% ../nbs/08_sampling.ipynb #79615d7e
+class Sampler:
+    "Draws new embeddings from a distribution fitted to anchor embeddings."
+    name: str = "sampler"        # the paper's name (S_KDE, ...); an instance adds the top percentage (S_KDE30)
+    suffix: str = ""             # a variant's mark after the top percentage (S_KDE30_joint)
+    min_anchors: int = 2         # fewest anchors the method can fit
+    def __init__(self, top: float | None = None):  # use only anchors whose score is in this top fraction (0.3: S_*30)
+        self.top, self.anchors, self.kept, self.dim = _check_top(top), None, None, None
+        self.name = _variant(type(self).name, self.top) + self.suffix
+
+    def fit(self, anchors,                 # anchor embeddings [A, D] (tensor or array)
+            scores=None,                   # one score per anchor [A] (e.g. test accuracy); needed with `top`
+            top: float | None = None       # replaces the constructor's `top` (the name follows)
+            ) -> "Sampler":
+        "Fit to the anchors (the best `top` fraction of them by score, when `top` is set)."
+        top = self.top if top is None else _check_top(top)
+        anchors, kept = select_anchors(anchors, scores, top)
+        name = _variant(type(self).name, top) + self.suffix
+        if len(anchors) < self.min_anchors:
+            raise HyperrepError(f"{name} needs at least {self.min_anchors} anchors, got {len(anchors)}")
+        self.top, self.name, self.anchors, self.kept, self.dim = top, name, anchors, kept, anchors.shape[1]
+        self._fit(anchors)
+        return self
+
+    def sample(self, n: int,                               # number of embeddings
+               generator: torch.Generator | None = None,   # randomness (cpu or on the device); same seed, same samples
+               device=None                                 # where the samples go (None: cuda when available)
+               ) -> torch.Tensor:                          # [n, D]
+        "Draw `n` new embeddings in one batch."
+        if self.anchors is None: raise HyperrepError(f"{self.name}: call fit(anchors) before sample")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise HyperrepError(f"n={n!r}: expected a positive number of samples")
+        return self._sample(int(n), generator, default_device(device))
+
+    def _fit(self, anchors: torch.Tensor): "Method-specific fitting (the anchors are already selected)."
+    def _sample(self, n: int, generator, device: torch.device) -> torch.Tensor: raise NotImplementedError
+
+    def __repr__(self):
+        fitted = f"{len(self.anchors)} anchors of dimension {self.dim}" if self.anchors is not None else "not fitted"
+        return f"{type(self).__name__}({self.name}, {fitted})"
 
 # %% ../nbs/08_sampling.ipynb #f98b75b5
 SAMPLERS = ("S_U", "S_C", "S_KDE", "S_KDE30", "S_KDE_joint", "S_KDE30_joint", "S_Neigh", "S_Neigh30", "S_GAN", "S_GAN30")
@@ -114,47 +155,6 @@ def select_anchors(anchors,                  # embeddings [A, D] (tensor or arra
     kept = np.flatnonzero(scores >= np.quantile(scores, 1 - top))
     if len(kept) < 2: raise HyperrepError(f"top={top} keeps {len(kept)} of {len(anchors)} anchors; at least 2 are needed")
     return anchors[torch.as_tensor(kept, device=anchors.device)], kept
-
-# %% ../nbs/08_sampling.ipynb #79615d7e
-class Sampler:
-    "Draws new embeddings from a distribution fitted to anchor embeddings."
-    name: str = "sampler"        # the paper's name (S_KDE, ...); an instance adds the top percentage (S_KDE30)
-    suffix: str = ""             # a variant's mark after the top percentage (S_KDE30_joint)
-    min_anchors: int = 2         # fewest anchors the method can fit
-    def __init__(self, top: float | None = None):  # use only anchors whose score is in this top fraction (0.3: S_*30)
-        self.top, self.anchors, self.kept, self.dim = _check_top(top), None, None, None
-        self.name = _variant(type(self).name, self.top) + self.suffix
-
-    def fit(self, anchors,                 # anchor embeddings [A, D] (tensor or array)
-            scores=None,                   # one score per anchor [A] (e.g. test accuracy); needed with `top`
-            top: float | None = None       # replaces the constructor's `top` (the name follows)
-            ) -> "Sampler":
-        "Fit to the anchors (the best `top` fraction of them by score, when `top` is set)."
-        top = self.top if top is None else _check_top(top)
-        anchors, kept = select_anchors(anchors, scores, top)
-        name = _variant(type(self).name, top) + self.suffix
-        if len(anchors) < self.min_anchors:
-            raise HyperrepError(f"{name} needs at least {self.min_anchors} anchors, got {len(anchors)}")
-        self.top, self.name, self.anchors, self.kept, self.dim = top, name, anchors, kept, anchors.shape[1]
-        self._fit(anchors)
-        return self
-
-    def sample(self, n: int,                               # number of embeddings
-               generator: torch.Generator | None = None,   # randomness (cpu or on the device); same seed, same samples
-               device=None                                 # where the samples go (None: cuda when available)
-               ) -> torch.Tensor:                          # [n, D]
-        "Draw `n` new embeddings in one batch."
-        if self.anchors is None: raise HyperrepError(f"{self.name}: call fit(anchors) before sample")
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise HyperrepError(f"n={n!r}: expected a positive number of samples")
-        return self._sample(int(n), generator, default_device(device))
-
-    def _fit(self, anchors: torch.Tensor): "Method-specific fitting (the anchors are already selected)."
-    def _sample(self, n: int, generator, device: torch.device) -> torch.Tensor: raise NotImplementedError
-
-    def __repr__(self):
-        fitted = f"{len(self.anchors)} anchors of dimension {self.dim}" if self.anchors is not None else "not fitted"
-        return f"{type(self).__name__}({self.name}, {fitted})"
 
 # %% ../nbs/08_sampling.ipynb #fb530396
 class UniformSampler(Sampler):
