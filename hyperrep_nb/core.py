@@ -63,10 +63,13 @@ def timed(fn,                                   # a callable without arguments
 def stage(message: str,       # what the stage does, e.g. "fitting S_KDE30"
           quiet: bool = False # print nothing
           ):
-    "A one-line stage message on stderr, completed with the stage's wall time: `message ... 1.2 s`."
+    "A one-line stage message on stderr, completed with the stage's wall time (`message ... 1.2 s`), or ended by a failure."
     if not quiet: sys.stderr.write(f"{message} ..."); sys.stderr.flush()
     started = time.perf_counter()
-    yield
+    try: yield
+    except BaseException:
+        if not quiet: sys.stderr.write(" failed\n"); sys.stderr.flush()   # the error is reported on a line of its own
+        raise
     if not quiet: sys.stderr.write(f" {time.perf_counter() - started:.1f} s\n"); sys.stderr.flush()
 
 # %% ../nbs/00_core.ipynb #b44a10f0

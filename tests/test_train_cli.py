@@ -95,7 +95,9 @@ def test_sample_then_evaluate(zoo, bundle, tmp_path):
 ])
 def test_sample_and_evaluate_errors(bundle, tmp_path, args, message):
     result = run(*[a.format(tmp=tmp_path, bundle=bundle) for a in args], check=False)
-    assert result.returncode == 2 and result.stderr.startswith("error: ") and message in result.stderr, result.stderr
+    *stages, error = result.stderr.splitlines()   # `sample` announces its stages; the one that fails ends with "failed"
+    assert result.returncode == 2 and error.startswith("error: ") and message in error and "Traceback" not in result.stderr, result.stderr
+    assert all(line.endswith((" s", " failed")) for line in stages), stages
     assert not (tmp_path / "p").exists()
 
 
