@@ -443,10 +443,10 @@ def train_zoo_on_ray(config: ZooConfig, out: str | Path,
                      ) -> Zoo:
     "`train_zoo` as Ray tasks, one per block of seeds, merged into one zoo (see above)."
     out, arch = Path(out), zoo_architecture(config)
-    existing_zoo(out, config)
+    zoo = existing_zoo(out, config)
     data = zoo_dataset(config, arch, out, data_root, "cpu", dataset)
     meta, target = zoo_meta(config, arch, data.name), min(config.epochs, until if until is not None else config.epochs)
-    if (out / "zoo.json").exists() and Zoo(out).last_epoch >= target: return Zoo(out)
+    if zoo is not None and zoo.last_epoch >= target: return zoo
     blocks = shard_blocks(config.models, shards, chunk_size)
     folders = [out / "shards" / f"{k:03d}" for k in range(len(blocks))]
     stored = str(out / "dataset") if (out / "dataset" / "dataset.json").exists() else None
