@@ -1,20 +1,11 @@
 """Zoos of any architecture on any dataset through the `hyperrep` command: an MLP zoo of a bundled tabular dataset
 end to end (zoo, autoencoder, samples, evaluation), and bad input refused with one line, exit 2, nothing written."""
-import json, subprocess, sys
-from pathlib import Path
+import json
 
 import pytest
 
-from hyperrep_nb.arch import Architecture, Conv, Linear, Act, Flatten, mlp
-
-HYPERREP = str(Path(sys.executable).parent / "hyperrep")
-
-
-def run(*args, check=True):
-    "Run the CLI, returning the completed process."
-    result = subprocess.run([HYPERREP, *args], capture_output=True, text=True)
-    if check and result.returncode != 0: raise AssertionError(result.stderr)
-    return result
+from hyperrep_nb.arch import Architecture, Linear, Act, Flatten, mlp
+from helpers import run
 
 
 def test_mlp_zoo_of_a_tabular_dataset_end_to_end(tmp_path):

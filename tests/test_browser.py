@@ -2,7 +2,7 @@
 downloads one): a plotly FigureWidget moved by a slider in JupyterLab, and the offline docs site of
 `hyperrep_nb.docs` drawing plain figures and saved widgets with nothing loaded from another host.
 Screenshots go to each test's tmp_path and to test_artifacts/ (ignored by git)."""
-import functools, http.server, json, os, secrets, shutil, socket, subprocess, sys, threading, time, urllib.request
+import contextlib, functools, http.server, json, os, secrets, shutil, socket, subprocess, sys, threading, time, urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,8 +21,10 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
-# JupyterLab user settings: never ask about (or fetch) the news feed
-LAB_SETTINGS = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}
+# JupyterLab user settings: never ask about (or fetch) the news feed; open a notebook with the kernel its metadata names
+# (by default JupyterLab 4 asks with a dialog)
+LAB_SETTINGS = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
+                "@jupyterlab/notebook-extension:tracker": {"autoStartDefaultKernel": True}}
 
 # A FigureWidget and a slider wired to it: `power` redraws the curve y = x ** power.
 WIDGET_CELLS = ["import ipywidgets as W\nimport plotly.graph_objects as go",
@@ -39,6 +41,20 @@ PACKAGE_CELLS = ["import tempfile\nfrom pathlib import Path\nfrom hyperrep_nb.zo
                  "zoo = train_zoo(zoo_config('digits', models=12, epochs=2), folder / 'zoo', device='cpu', progress=False)\n"
                  "bundle = train_hyperrep(zoo, folder / 'ae', ae_config('cpu', epochs=1), window=(1, 2), device='cpu', progress=False)\n"
                  "noise_widget(bundle, levels=(0, 0.5))"]
+# Resolves with the kernel's name once the open notebook's kernel has answered JupyterLab: cells run before that are
+# silently dropped, which a loaded machine made likely (the kernel status shows "idle" before the kernel is attached).
+KERNEL_READY = """async () => {
+    const panel = window.jupyterapp.shell.currentWidget;
+    await panel.context.ready;
+    await panel.sessionContext.ready;
+    const kernel = panel.sessionContext.session?.kernel;
+    if (!kernel) throw new Error('JupyterLab opened the notebook without a kernel');
+    await kernel.info;
+    return kernel.name;
+}"""
+# True once every code cell shows an execution count ("[3]:", not "[ ]:" or "[*]:").
+ALL_CELLS_RAN = """() => { const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')];
+                    return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent)); }"""
 FIGURE_CELLS = ["import plotly.graph_objects as go",
                 "go.Figure(go.Scatter(y=[1, 3, 2]), layout=dict(title='a plain figure', height=360))"]
 
@@ -116,7 +132,8 @@ def jupyterlab(tmp_path):
     command = [str(Path(sys.executable).parent / "jupyter-lab"), "--no-browser", "--ip=127.0.0.1", f"--port={port}",
                "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={folder}",
                "--allow-root", "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-               "--LabApp.extension_manager=readonly"]  # no news feed, update check or PyPI extension search
+               "--LabApp.extension_manager=readonly",  # no news feed, update check or PyPI extension search
+               "--LabApp.expose_app_in_browser=True"]  # window.jupyterapp: the test waits on the notebook's kernel through it
     log = open(tmp_path / "jupyterlab.log", "w")
     server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -157,41 +174,44 @@ def line_path(page) -> str:
     return page.locator(".js-plotly-plot .scatterlayer .trace path.js-line").first.get_attribute("d")
 
 
-def start_session(url: str, token: str, notebook: str):
-    "Start the notebook's kernel through the REST API, so JupyterLab opens the notebook attached to it (no kernel dialog)."
-    request = urllib.request.Request(f"{url}/api/sessions", method="POST",
-                                     data=json.dumps({"path": notebook, "type": "notebook", "name": notebook, "kernel": {"name": "python3"}}).encode(),
-                                     headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
-    urllib.request.urlopen(request, timeout=30).close()
+@contextlib.contextmanager
+def kept_on_failure(page, tmp_path: Path, name: str):
+    "On an exception inside, save a screenshot and the JupyterLab log as test_artifacts/<name>.png and .log, then re-raise."
+    try: yield
+    except BaseException:
+        screenshot(page, tmp_path, f"{name}.png")
+        if (tmp_path / "jupyterlab.log").exists(): shutil.copyfile(tmp_path / "jupyterlab.log", ARTIFACTS / f"{name}.log")
+        raise
 
 
 def test_slider_redraws_figure_in_jupyterlab(jupyterlab, page, tmp_path):
     "Run a notebook in JupyterLab, move its slider with the keyboard, and see plotly redraw the curve."
     url, token, folder = jupyterlab
     write_notebook(folder / "slider.ipynb", "Slider", WIDGET_CELLS)
-    start_session(url, token, "slider.ipynb")
     page.goto(f"{url}/lab/tree/slider.ipynb?token={token}")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
-    page.locator(".jp-Notebook .jp-Cell .jp-InputPrompt").first.click()  # select the first cell, command mode
-    for _ in range(page.locator(".jp-Notebook .jp-Cell").count()): page.keyboard.press("Shift+Enter")
-    page.wait_for_selector(".jp-OutputArea .js-plotly-plot .scatterlayer .trace path.js-line", timeout=90_000)
-    readout = page.locator(".widget-slider .widget-readout").first
-    assert readout.inner_text().strip() == "1"
-    before = line_path(page)
-    screenshot(page, tmp_path, "jupyterlab_before.png")
+    with kept_on_failure(page, tmp_path, "jupyterlab_failed"):
+        page.wait_for_function("() => window.jupyterapp?.shell.currentWidget?.sessionContext", timeout=90_000)
+        assert page.evaluate(KERNEL_READY) == "python3"
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()   # Run > Run All Cells, as a user would
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        page.wait_for_function(ALL_CELLS_RAN, timeout=90_000)
+        page.wait_for_selector(".jp-OutputArea .js-plotly-plot .scatterlayer .trace path.js-line", timeout=90_000)
+        readout = page.locator(".widget-slider .widget-readout").first
+        assert readout.inner_text().strip() == "1"
+        before = line_path(page)
+        screenshot(page, tmp_path, "jupyterlab_before.png")
 
-    handle = page.locator(".widget-slider .noUi-handle").first
-    handle.focus()
-    handle.press("ArrowRight")
-    page.wait_for_function("(before) => { const p = document.querySelector('.js-plotly-plot .scatterlayer .trace path.js-line');"
-                           " return p && p.getAttribute('d') !== before; }", arg=before, timeout=30_000)
-    assert readout.inner_text().strip() == "2"
-    after = line_path(page)
-    assert after and after != before, "moving the slider redraws the curve"
-    screenshot(page, tmp_path, "jupyterlab_after.png")
-    assert foreign(page.requests) == [], "JupyterLab loaded something from another host"
-    assert page.errors == []
+        handle = page.locator(".widget-slider .noUi-handle").first
+        handle.focus()
+        handle.press("ArrowRight")
+        page.wait_for_function("(before) => { const p = document.querySelector('.js-plotly-plot .scatterlayer .trace path.js-line');"
+                               " return p && p.getAttribute('d') !== before; }", arg=before, timeout=30_000)
+        assert readout.inner_text().strip() == "2"
+        after = line_path(page)
+        assert after and after != before, "moving the slider redraws the curve"
+        screenshot(page, tmp_path, "jupyterlab_after.png")
+        assert foreign(page.requests) == [], "JupyterLab loaded something from another host"
+        assert page.errors == []
 
 
 def test_offline_docs_draw_figures_and_widgets(page, serve, tmp_path, monkeypatch):
@@ -209,32 +229,33 @@ def test_offline_docs_draw_figures_and_widgets(page, serve, tmp_path, monkeypatc
     build_offline_docs(nbs, site, download=False)
     base = serve(site)
 
-    page.goto(f"{base}/index.html")
-    links = page.locator("nav.pages a")
-    assert [links.nth(i).inner_text() for i in range(links.count())] == ["Contents", "Figure", "Widget", "Package widget"]
-    links.nth(1).click()
-    page.wait_for_selector(".plot-container .main-svg", timeout=60_000)
-    box = page.locator(".plot-container .main-svg").first.bounding_box()
-    assert box["width"] > 100 and box["height"] > 100
-    assert page.locator(".js-plotly-plot .scatterlayer .trace").count() == 1
-    assert page.locator(".js-plotly-plot .gtitle").first.text_content() == "a plain figure"
-    screenshot(page, tmp_path, "offline_figure.png")
+    with kept_on_failure(page, tmp_path, "offline_failed"):
+        page.goto(f"{base}/index.html")
+        links = page.locator("nav.pages a")
+        assert [links.nth(i).inner_text() for i in range(links.count())] == ["Contents", "Figure", "Widget", "Package widget"]
+        links.nth(1).click()
+        page.wait_for_selector(".plot-container .main-svg", timeout=60_000)
+        box = page.locator(".plot-container .main-svg").first.bounding_box()
+        assert box["width"] > 100 and box["height"] > 100
+        assert page.locator(".js-plotly-plot .scatterlayer .trace").count() == 1
+        assert page.locator(".js-plotly-plot .gtitle").first.text_content() == "a plain figure"
+        screenshot(page, tmp_path, "offline_figure.png")
 
-    page.goto(f"{base}/02_widget.html")
-    page.wait_for_selector(".widget-slider .noUi-handle", timeout=60_000)
-    page.wait_for_selector(".jp-OutputArea .js-plotly-plot .scatterlayer .trace path.js-line", timeout=60_000)
-    assert page.locator(".widget-slider .widget-readout").first.inner_text().strip() == "1"
-    assert page.locator(".js-plotly-plot .gtitle").first.text_content() == "y = x ** power"
-    assert line_path(page).startswith("M") and "L" in line_path(page), "the saved curve (y = x) is drawn"
-    screenshot(page, tmp_path, "offline_widget.png")
+        page.goto(f"{base}/02_widget.html")
+        page.wait_for_selector(".widget-slider .noUi-handle", timeout=60_000)
+        page.wait_for_selector(".jp-OutputArea .js-plotly-plot .scatterlayer .trace path.js-line", timeout=60_000)
+        assert page.locator(".widget-slider .widget-readout").first.inner_text().strip() == "1"
+        assert page.locator(".js-plotly-plot .gtitle").first.text_content() == "y = x ** power"
+        assert line_path(page).startswith("M") and "L" in line_path(page), "the saved curve (y = x) is drawn"
+        screenshot(page, tmp_path, "offline_widget.png")
 
-    page.goto(f"{base}/03_package.html")   # noise_widget: curves and a histogram drawn after the figures were made
-    page.wait_for_selector(".jp-OutputArea .js-plotly-plot .scatterlayer .trace path.js-line", timeout=60_000)
-    assert page.locator(".js-plotly-plot .gtitle").first.text_content() == "Decoded models against relative noise on z"
-    assert page.locator(".js-plotly-plot .scatterlayer .trace").count() == 4, "both curves and their bands are in the saved state"
-    assert page.locator(".js-plotly-plot .barlayer .trace").count() == 2, "both accuracy histograms are in the saved state"
-    screenshot(page, tmp_path, "offline_package_widget.png")
+        page.goto(f"{base}/03_package.html")   # noise_widget: curves and a histogram drawn after the figures were made
+        page.wait_for_selector(".jp-OutputArea .js-plotly-plot .scatterlayer .trace path.js-line", timeout=60_000)
+        assert page.locator(".js-plotly-plot .gtitle").first.text_content() == "Decoded models against relative noise on z"
+        assert page.locator(".js-plotly-plot .scatterlayer .trace").count() == 4, "both curves and their bands are in the saved state"
+        assert page.locator(".js-plotly-plot .barlayer .trace").count() == 2, "both accuracy histograms are in the saved state"
+        screenshot(page, tmp_path, "offline_package_widget.png")
 
-    assert f"{base}/plotly-widgetbundle.js" in page.requests and f"{base}/_static/anywidget.js" in page.requests
-    assert foreign(page.requests) == [], "a page loaded something from another host"
-    assert page.failures == [] and page.errors == []
+        assert f"{base}/plotly-widgetbundle.js" in page.requests and f"{base}/_static/anywidget.js" in page.requests
+        assert foreign(page.requests) == [], "a page loaded something from another host"
+        assert page.failures == [] and page.errors == []

@@ -1,26 +1,11 @@
 """The `hyperrep` command end to end: zoo training that is killed and resumed, info, errors, benchmarks."""
-import json, os, signal, subprocess, sys, time
-from pathlib import Path
+import json, signal, subprocess, time
 
 import pytest
 import torch
 
 from hyperrep_nb.zoo import Zoo
-
-HYPERREP = str(Path(sys.executable).parent / "hyperrep")
-
-
-def run(*args, check=True, **kwargs):
-    "Run the CLI, returning the completed process."
-    result = subprocess.run([HYPERREP, *args], capture_output=True, text=True, **kwargs)
-    if check and result.returncode != 0: raise AssertionError(result.stderr)
-    return result
-
-
-def last_epoch(folder: Path) -> int:
-    "The committed epoch of a zoo folder (-1 when none yet)."
-    try: return json.loads((folder / "zoo.json").read_text())["last_epoch"]
-    except (FileNotFoundError, json.JSONDecodeError): return -1
+from helpers import HYPERREP, run, last_epoch
 
 
 def test_killed_zoo_training_resumes_to_the_same_weights(tmp_path):

@@ -1,7 +1,7 @@
 """Zoos on a real local Ray instance through `hyperrep zoo --ray local`: a shard's worker killed mid-epoch (Ray retries,
 the shard resumes), the driver interrupted mid-run (rerun resumes every shard), both equal to the single-process zoo
 bitwise; an unreachable cluster refused at once; nothing left running afterwards."""
-import json, os, signal, subprocess, sys, time
+import json, os, signal, subprocess, time
 from pathlib import Path
 
 import pytest
@@ -9,8 +9,8 @@ import torch
 
 pytest.importorskip("ray")
 from hyperrep_nb.zoo import Zoo, zoo_config, train_zoo
+from helpers import HYPERREP, last_epoch
 
-HYPERREP = str(Path(sys.executable).parent / "hyperrep")
 ARGS = ["zoo", "--models", "8", "--epochs", "6", "--chunk-size", "4", "--ray", "local", "--shards", "2", "--quiet"]
 
 
@@ -18,11 +18,6 @@ def ray_processes() -> set[int]:
     "PIDs of Ray's own processes on this machine (the GCS, raylets, workers, agents)."
     found = subprocess.run(["pgrep", "-f", "gcs_server|raylet|ray::|default_worker.py"], capture_output=True, text=True).stdout
     return {int(pid) for pid in found.split()}
-
-
-def last_epoch(folder: Path) -> int:
-    try: return json.loads((folder / "zoo.json").read_text())["last_epoch"]
-    except (FileNotFoundError, json.JSONDecodeError): return -1
 
 
 def wait_for_epoch(folder: Path, epoch: int, process, seconds=240):

@@ -1,17 +1,9 @@
 """`hyperrep train` / `info` / `bench ae` end to end on a tiny zoo."""
-import json, subprocess, sys
-from pathlib import Path
+import json
 
 import pytest
 
-HYPERREP = str(Path(sys.executable).parent / "hyperrep")
-
-
-def run(*args, check=True):
-    "Run the CLI, returning the completed process."
-    result = subprocess.run([HYPERREP, *args], capture_output=True, text=True)
-    if check and result.returncode != 0: raise AssertionError(result.stderr)
-    return result
+from helpers import run
 
 
 @pytest.fixture(scope="module")
