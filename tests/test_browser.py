@@ -2,7 +2,7 @@
 downloads one): a plotly FigureWidget moved by a slider in JupyterLab, and the offline docs site of
 `hyperrep_nb.docs` drawing plain figures and saved widgets with nothing loaded from another host.
 Screenshots go to each test's tmp_path and to test_artifacts/ (ignored by git)."""
-import contextlib, functools, http.server, json, os, secrets, shutil, socket, subprocess, sys, threading, time, urllib.request
+import contextlib, functools, http.server, json, os, re, secrets, shutil, socket, subprocess, sys, threading, time, urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -192,8 +192,9 @@ def test_slider_redraws_figure_in_jupyterlab(jupyterlab, page, tmp_path):
     with kept_on_failure(page, tmp_path, "jupyterlab_failed"):
         page.wait_for_function("() => window.jupyterapp?.shell.currentWidget?.sessionContext", timeout=90_000)
         assert page.evaluate(KERNEL_READY) == "python3"
-        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()   # Run > Run All Cells, as a user would
-        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        # Run > Run All Cells, as a user would (exact labels: "Restart Kernel and Run All Cells…" is in the same menu)
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
         page.wait_for_function(ALL_CELLS_RAN, timeout=90_000)
         page.wait_for_selector(".jp-OutputArea .js-plotly-plot .scatterlayer .trace path.js-line", timeout=90_000)
         readout = page.locator(".widget-slider .widget-readout").first
