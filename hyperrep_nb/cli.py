@@ -9,7 +9,7 @@ from pathlib import Path
 from .core import HyperrepError, stage
 
 # %% auto #0
-__all__ = ['main', 'build_parser']
+__all__ = ['ARCH_SPEC_BYTES', 'ARCH_SPEC_DEPTH', 'main', 'build_parser']
 
 # %% ../nbs/90_cli.ipynb #f7b4ab0d
 def main(argv: list[str] | None = None  # arguments (None: sys.argv[1:])
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     "The `hyperrep` argument parser: one subcommand per `_add_*` function below."
     parser = _Parser(prog="hyperrep", description="Hyper-representations as generative models: zoos, representations, sampled weights.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for add in (_add_zoo, _add_train, _add_info, _add_import_zoo, _add_demo, _add_sample, _add_evaluate, _add_ablate, _add_download, _add_bench):
+    for add in (_add_zoo, _add_train, _add_info, _add_import_zoo, _add_demo, _add_sample, _add_evaluate, _add_ablate, _add_study, _add_download, _add_bench):
         add(commands)
     return parser
 
@@ -67,10 +67,12 @@ def _add_zoo(commands):
     zoo.add_argument("--quiet", action="store_true", help="no progress bar")
     zoo.set_defaults(run=_cmd_zoo)
 
+ARCH_SPEC_BYTES, ARCH_SPEC_DEPTH = 1_000_000, 8   # an architecture spec is a list of layer dicts: small and flat
+
 def _zoo_arch(args) -> dict | None:
     "The architecture spec of `--arch SPEC.json` or `--mlp SIZES` (None: the paper CNN)."
     from hyperrep_nb.core import read_json
-    if args.arch: return read_json(args.arch)
+    if args.arch: return read_json(args.arch, max_bytes=ARCH_SPEC_BYTES, max_depth=ARCH_SPEC_DEPTH)
     if not args.mlp: return None
     from hyperrep_nb.arch import mlp
     try: sizes = [int(s) for s in args.mlp.split(",")]
@@ -107,6 +109,8 @@ def _add_train(commands):
     train.add_argument("--behaviour", type=float, help="weight of the behavioural loss (0: off)")
     train.add_argument("--behaviour-inputs", choices=["data", "random"], help="query inputs of the behavioural loss")
     train.add_argument("--checkpoint", choices=["val", "last"], help="keep the lowest-validation-loss or the last epoch")
+    train.add_argument("--latent", choices=["cls", "tokens", "tokens_scaled"], help="the code: one z (cls) or a latent per token (preset default)")
+    train.add_argument("--d-z", type=int, help="size of z, or of each (widest) token's latent (preset default)")
     train.add_argument("--window", type=int, nargs=2, default=[21, 25], metavar=("FIRST", "LAST"), help="zoo epochs to learn from")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--data-root", help="dataset files of the zoo (not needed for digits)")
@@ -121,7 +125,7 @@ def _cmd_train(args):
     canonical = {"canonical": True, "stored": False}.get(args.frame)
     settings = {"epochs": args.epochs, "lwln": False if args.no_lwln else None, "batch_size": args.batch_size, "lr": args.lr, "dropout": args.dropout,
                 "permutation": args.permutation, "target": args.target, "canonical": canonical, "behaviour": args.behaviour,
-                "behaviour_inputs": args.behaviour_inputs, "checkpoint": args.checkpoint}
+                "behaviour_inputs": args.behaviour_inputs, "checkpoint": args.checkpoint, "latent": args.latent, "d_z": args.d_z}
     config = ae_config(args.preset, **{k: v for k, v in settings.items() if v is not None})
     bundle = train_hyperrep(args.zoo, args.out, config, tuple(args.window), args.device, args.seed,
                             data_root=args.data_root, progress=not args.quiet, until=args.until)
@@ -171,13 +175,19 @@ def _add_demo(commands):
     demo.add_argument("--n", type=int, default=50, help="models per generated population")
     demo.add_argument("--finetune-epochs", type=int, default=2)
     demo.add_argument("--full", action="store_true", help="also transfer to inverted digits, an unseen zoo and unseen architectures (evaluations 4-6)")
+    demo.add_argument("--zoo-models", type=int, help="zoo size (default: the digits preset's 100; the paper's is 1000)")
+    demo.add_argument("--ae-epochs", type=int, help="autoencoder epochs (default: the cpu preset's)")
+    demo.add_argument("--latent", choices=["cls", "tokens", "tokens_scaled"], help="the autoencoders' code (default: the cpu preset's)")
+    demo.add_argument("--d-z", type=int, help="size of z, or of each (widest) token's latent (default: the cpu preset's)")
     demo.add_argument("--device"); demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(run=_cmd_demo)
 
 def _cmd_demo(args):
     "Run the whole method on digits."
     from hyperrep_nb.demo import run_demo
-    run_demo(args.out, args.n, args.finetune_epochs, args.device, full=args.full, progress=not args.quiet)
+    code = {k: v for k, v in {"latent": args.latent, "d_z": args.d_z}.items() if v is not None}
+    run_demo(args.out, args.n, args.finetune_epochs, args.device, zoo_models=args.zoo_models, ae_epochs=args.ae_epochs,
+             full=args.full, progress=not args.quiet, code=code or None)
 
 # %% ../nbs/90_cli.ipynb #509819ca
 def _add_sample(commands):
@@ -233,7 +243,7 @@ def _cmd_evaluate(args):
     "Fine-tune a saved population, summarise its accuracy per epoch, and measure its novelty against a zoo."
     from hyperrep_nb.core import write_json
     from hyperrep_nb.data import load_dataset
-    from hyperrep_nb.zoo import Zoo, zoo_config
+    from hyperrep_nb.zoo import Zoo, zoo_config, check_architecture_fits
     from hyperrep_nb.evaluate import finetune_like_zoo, summarize, novelty_report
     from hyperrep_nb.experiments import load_population
     population = load_population(args.population, args.device)
@@ -241,6 +251,10 @@ def _cmd_evaluate(args):
     settings = zoo.config if zoo else zoo_config("digits").to_dict()
     if args.dataset or zoo is None: dataset = load_dataset(args.dataset or "digits", root=args.data_root, device=population.device)
     else: dataset = zoo.dataset(args.data_root, population.device)
+    if zoo is not None and zoo.arch != population.arch:
+        raise HyperrepError(f"population {args.population} holds {population.arch.name} models but zoo {zoo.path} holds "
+                            f"{zoo.arch.name} models: expected the same architecture")
+    check_architecture_fits(population.arch, dataset)
     runs = finetune_like_zoo(population, dataset, args.finetune_epochs, {**settings, "lr": args.lr or settings["lr"]}, progress=not args.quiet)
     result = {"population": str(args.population), "n": len(population), "dataset": dataset.name,
               "epochs": {str(int(e)): summarize(g["test_accuracy"].to_numpy()) for e, g in runs.groupby("epoch")}}
@@ -276,6 +290,29 @@ def _cmd_ablate(args):
     table = training_ablation(Zoo(args.zoo), args.out, variants, args.n, device=args.device, progress=not args.quiet, **overrides)
     with pd.option_context("display.width", 250, "display.max_columns", 30): print(table.round(3).to_string())
 
+# %% ../nbs/90_cli.ipynb #092ec6ea
+def _add_study(commands):
+    "The `study` subcommand."
+    study = commands.add_parser("study", help="scale and code: one bundle per code and recipe, judged on seen and unseen models and samples")
+    study.add_argument("--zoo", required=True, help="zoo folder (its last 5 epochs are learned from)")
+    study.add_argument("--out", required=True, help="folder of the bundles and scaling.json (resumed when rerun)")
+    study.add_argument("--codes", help="';'-separated names of hyperrep_nb.experiments.SCALING_CODES (default: all)")
+    study.add_argument("--recipes", default="cpu", help="';'-separated names of hyperrep_nb.experiments.SCALING_RECIPES (default: cpu)")
+    study.add_argument("--n", type=int, default=50, help="models per sampled population")
+    study.add_argument("--epochs", type=int, help="autoencoder epochs (default: the cpu preset's)")
+    study.add_argument("--device"); study.add_argument("--quiet", action="store_true")
+    study.set_defaults(run=_cmd_study)
+
+def _cmd_study(args):
+    "Train and judge one hyper-representation per code and recipe on a zoo; print the table."
+    import pandas as pd
+    from hyperrep_nb.zoo import Zoo
+    from hyperrep_nb.experiments import scaling_study
+    names = lambda text: [v.strip() for v in text.split(";")] if text else None
+    overrides = {"epochs": args.epochs} if args.epochs else {}
+    table = scaling_study(Zoo(args.zoo), args.out, names(args.codes), names(args.recipes), args.n, args.device, not args.quiet, **overrides)
+    with pd.option_context("display.width", 250, "display.max_columns", 40): print(table.T.to_string())
+
 # %% ../nbs/90_cli.ipynb #29efbd54
 def _add_download(commands):
     "The `download` subcommand."
@@ -296,9 +333,11 @@ def _add_bench(commands):
     bench = commands.add_parser("bench", help="benchmarks, printed as JSON lines")
     bench.add_argument("what", choices=["zoo", "ae", "sample"])
     bench.add_argument("--models", type=int, help="population size (zoo: 64, ae and sample: 1000)")
-    bench.add_argument("--batch-size", type=int, default=10)
+    bench.add_argument("--batch-size", type=int, help="zoo: images per step and model (10); ae: training batch (the preset's)")
     bench.add_argument("--steps", type=int, default=30); bench.add_argument("--device")
     bench.add_argument("--preset", default="cpu", help="ae: autoencoder preset")
+    bench.add_argument("--latent", choices=["cls", "tokens", "tokens_scaled"], help="ae: the code (default: the preset's)")
+    bench.add_argument("--d-z", type=int, help="ae: size of z, or of each (widest) token's latent (default: the preset's)")
     bench.add_argument("--behaviour", type=float, help="ae: weight of the behavioural loss (default: the preset's)")
     bench.add_argument("--chunk-size", type=int)
     bench.add_argument("--ray", metavar="ADDRESS", help="zoo: time one process against Ray shards ('local' or host:port)")
@@ -321,14 +360,15 @@ def _cmd_bench(args):
         from hyperrep_nb.zoo import bench_zoo_train, bench_zoo_eval
         models = args.models or 64
         with stage(f"zoo training: {models} models batched and one at a time, {args.steps} steps", args.quiet):
-            train = bench_zoo_train(models, args.batch_size, args.steps, args.device, args.chunk_size)
+            train = bench_zoo_train(models, args.batch_size or 10, args.steps, args.device, args.chunk_size)
         print(json.dumps(train), flush=True)
         with stage(f"zoo evaluation: {models} models", args.quiet): evaluation = bench_zoo_eval(models, args.device)
         print(json.dumps(evaluation), flush=True)
     elif args.what == "ae":
         from hyperrep_nb.train import bench_ae
         with stage(f"autoencoder ({args.preset}): {args.steps} training steps, encode and decode {args.models or 1000} models", args.quiet):
-            result = bench_ae(args.preset, args.device, args.steps, args.models or 1000, args.behaviour)
+            code = {k: v for k, v in {"latent": args.latent, "d_z": args.d_z, "batch_size": args.batch_size}.items() if v is not None}
+            result = bench_ae(args.preset, args.device, args.steps, args.models or 1000, args.behaviour, **code)
         print(json.dumps(result), flush=True)
     elif args.what == "sample":
         from hyperrep_nb.experiments import bench_sample

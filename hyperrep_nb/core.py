@@ -11,8 +11,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 # %% auto #0
-__all__ = ['HyperrepError', 'default_device', 'in_test', 'meta_dataset_name', 'keep_torch_threads', 'timed', 'stage',
-           'atomic_write_bytes', 'write_json', 'read_json', 'save_tensors', 'load_tensors']
+__all__ = ['HyperrepError', 'default_device', 'in_test', 'meta_dataset_name', 'keep_torch_threads', 'timed', 'count_flops',
+           'matmul_flops_per_s', 'stage', 'atomic_write_bytes', 'write_json', 'read_json', 'json_depth', 'save_tensors',
+           'load_tensors']
 
 # %% ../nbs/00_core.ipynb #94a9b8f9
 class HyperrepError(Exception):
@@ -57,6 +58,27 @@ def timed(fn,                                   # a callable without arguments
     fn()
     if device.type == "cuda": torch.cuda.synchronize(device)
     return time.perf_counter() - start
+
+# %% ../nbs/00_core.ipynb #3ba64b51
+def count_flops(fn  # a callable without arguments (e.g. one training step)
+                ) -> int:  # floating-point operations of its matmuls and convolutions
+    "Floating-point operations one call of `fn` performs, as PyTorch's flop counter sees them."
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter: fn()
+    return int(counter.get_total_flops())
+
+# %% ../nbs/00_core.ipynb #b3ce8067
+def matmul_flops_per_s(device: str | torch.device = "cpu",  # where to measure
+                       size: int = 2048,                    # side of the square float32 matrices (bf16 on cuda)
+                       repeats: int = 5                     # timed products (after one warm-up)
+                       ) -> float:                          # the device's dense matmul throughput
+    "Floating-point operations per second of a large square matmul: the yardstick of a benchmark's utilisation."
+    device = torch.device(device)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
+    a @ b
+    seconds = timed(lambda: [a @ b for _ in range(repeats)], device)
+    return 2 * size ** 3 * repeats / seconds
 
 # %% ../nbs/00_core.ipynb #493d69f6
 @contextmanager
@@ -103,14 +125,33 @@ def write_json(path: str | Path,  # target file
     "Write `obj` as indented JSON, atomically."
     atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=False) + "\n").encode())
 
-def read_json(path: str | Path  # JSON file written by this package (or a user)
+def read_json(path: str | Path,          # JSON file written by this package (or a user)
+              max_bytes: int | None = None, # refuse a larger file (a user's spec, say) before reading it
+              max_depth: int | None = None  # refuse deeper nesting of lists and objects
               ):
-    "Read a JSON file, with a clear error when it is missing or malformed."
+    "Read a JSON file, with a clear error when it is missing, malformed, too large or nested too deeply."
     path = Path(path)
     if not path.is_file(): raise HyperrepError(f"missing file {path}: expected a JSON file")
-    try: return json.loads(path.read_text())
+    if max_bytes is not None and path.stat().st_size > max_bytes:
+        raise HyperrepError(f"{path} holds {path.stat().st_size:,} bytes: expected a JSON file of at most {max_bytes:,}")
+    try: value = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise HyperrepError(f"{path} is not valid JSON ({error})") from error
+    except RecursionError: raise HyperrepError(f"{path} is nested too deeply to read: expected at most {max_depth or 'a few hundred'} levels") from None
+    if max_depth is not None and json_depth(value) > max_depth:
+        raise HyperrepError(f"{path} nests {json_depth(value)} levels of lists and objects: expected at most {max_depth}")
+    return value
+
+def json_depth(value) -> int:
+    "Levels of nested lists and objects in a JSON value (0 for a number or string), counted without recursion."
+    depth, level = 0, [(value, 1)]
+    while level:
+        item, d = level.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None: continue
+        depth = max(depth, d)
+        level.extend((child, d + 1) for child in children)
+    return depth
 
 # %% ../nbs/00_core.ipynb #78e1b1a8
 def save_tensors(path: str | Path,                # target `.safetensors` file

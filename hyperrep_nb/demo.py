@@ -22,10 +22,10 @@ from .experiments import (transfer_experiment, unseen_zoo_experiment, unseen_arc
                                      training_models)
 from .evaluate import (finetune_like_zoo, random_init_baseline, ensemble_accuracy, summarize, compare, novelty_report, noise_baseline,
                                   average_baseline, gaussian_baseline, latent_noise_baseline, beats_noise_share,
-                                  chance_ceiling, diversity_report, reference_distances)
+                                  chance_ceiling, diversity_report, reference_distances, NOISE_SCALES)
 
 # %% auto #0
-__all__ = ['NOISE_SCALES', 'FULL_EVALUATIONS', 'generated_populations', 'train_autoencoders', 'run_demo', 'results_table',
+__all__ = ['FULL_EVALUATIONS', 'generated_populations', 'train_autoencoders', 'run_demo', 'results_table', 'split_table',
            'report_html']
 
 # %% ../nbs/10_demo.ipynb #c3efa6f7
@@ -41,8 +41,6 @@ def _zoo_trajectory(zoo: Zoo, epochs: int) -> pd.DataFrame:
                       for e in range(epochs + 1)])
 
 # %% ../nbs/10_demo.ipynb #e5689f54
-NOISE_SCALES = (0.0, 0.03, 0.1, 0.3, 0.6, 1.0, 3.0, 10.0)   # relative to each layer's std: up to models at chance
-
 def generated_populations(bundle: HyperRepresentation,   # the LWLN hyper-representation
                           baseline: HyperRepresentation, # the plain-MSE one (for B_KDE30)
                           zoo: Zoo,                      # the zoo both learned from
@@ -110,20 +108,22 @@ def run_demo(out: str | Path = "demo_out",   # output folder (resumed when rerun
              ae_epochs: int | None = None,   # override the autoencoder epochs (None: the cpu preset)
              gan_epochs: int | None = None,  # override the latent GAN's epochs (None: its default)
              full: bool = False,             # also `FULL_EVALUATIONS`: transfer, an unseen zoo, unseen architectures (evals 4-6)
-             progress: bool = True) -> dict:
+             progress: bool = True,          # progress bars and stage lines
+             code: dict | None = None        # the autoencoders' code, e.g. `{"latent": "tokens_scaled", "d_z": 64}` (None: the cpu preset's)
+             ) -> dict:
     "Run the whole method on digits; write results.json and report.html; return the results. A rerun reuses every finished stage."
     out, device = Path(out), default_device(device)
     started = time.perf_counter()
     zoo = train_zoo(zoo_config("digits", models=zoo_models, epochs=zoo_epochs), out / "zoo", device=device, progress=progress)
     zoo_s = round(time.perf_counter() - started, 1)
     last = zoo.config["epochs"]
-    window, overrides = (max(1, last - 4), last), {"epochs": ae_epochs} if ae_epochs else {}
+    window, overrides = (max(1, last - 4), last), {**({"epochs": ae_epochs} if ae_epochs else {}), **(code or {})}
     ae_started = time.perf_counter()
     configs = {"hyperrep": ae_config("cpu", **overrides), "baseline": ae_config("cpu", lwln=False, **overrides)}
     bundles = train_autoencoders(zoo, out, configs, window, device, progress)
     bundle, baseline = bundles["hyperrep"], bundles["baseline"]
     autoencoders_s = round(time.perf_counter() - ae_started, 1)
-    saved, settings = out / "results.json", _demo_settings(n, finetune_epochs, device, zoo, ae_epochs, gan_epochs)
+    saved, settings = out / "results.json", _demo_settings(n, finetune_epochs, device, zoo, ae_epochs, gan_epochs, code)
     if saved.exists():
         results = read_json(saved)
         _check_settings(saved, results["settings"], settings)
@@ -143,10 +143,10 @@ def run_demo(out: str | Path = "demo_out",   # output folder (resumed when rerun
     return results
 
 # %% ../nbs/10_demo.ipynb #d50c3d88
-def _demo_settings(n, finetune_epochs, device, zoo: Zoo, ae_epochs, gan_epochs) -> dict:
+def _demo_settings(n, finetune_epochs, device, zoo: Zoo, ae_epochs, gan_epochs, code) -> dict:
     "What a demo's results depend on (JSON-able), to refuse reusing results of other settings."
     return {"n": n, "finetune_epochs": finetune_epochs, "device": str(device), "zoo": zoo.config,
-            "ae_epochs": ae_epochs, "gan_epochs": gan_epochs}
+            "ae_epochs": ae_epochs, "gan_epochs": gan_epochs, **({"code": code} if code else {})}
 
 def _check_settings(path: Path, saved: dict, wanted: dict):
     "A clear error when saved results were made with other settings (the device may differ)."
@@ -207,11 +207,11 @@ def _core_results(out: Path, bundle, baseline, zoo: Zoo, n: int, finetune_epochs
 def _bundle_metrics(bundle: HyperRepresentation) -> dict:
     "The headline metrics of a bundle."
     keys = ("r2", "r2_per_layer", "reconstructed_accuracy_mean", "original_accuracy_mean", "fidelity", "frame",
-            "probe_r2_test_accuracy", "probe_r2_epoch", "layer_sigma", "train_seconds")
+            "probe_r2_test_accuracy", "probe_r2_epoch", "layer_sigma", "train_seconds", "code_size", "splits", "interpolation", "linear_code")
     return {"training": {k: v for k, v in bundle.config.to_dict().items() if k in _TRAINING_SETTINGS},
             **{k: bundle.metrics[k] for k in keys}}
 
-_TRAINING_SETTINGS = ("d_z", "epochs", "beta", "lwln", "permutation", "target", "canonical", "behaviour", "behaviour_loss",
+_TRAINING_SETTINGS = ("latent", "d_z", "epochs", "beta", "lwln", "permutation", "target", "canonical", "behaviour", "behaviour_loss",
                       "behaviour_queries", "checkpoint")
 
 def _tests(accuracies: dict) -> dict:
@@ -262,6 +262,22 @@ def results_table(results: dict) -> str:
         lines.append(f"{name:<14}" + "".join(f"{c['mean']:>9.3f} ±{c['std']:.3f}" if c else f"{'':>16}" for c in cells))
     return "\n".join(lines)
 
+# %% ../nbs/10_demo.ipynb #c9ed7e31
+def split_table(results: dict) -> pd.DataFrame:
+    "Weight R2, accuracies, identification and interpolation of every autoencoder of the demo, train and test split side by side."
+    columns = {}
+    for name, bundle in results["hyperrep"].items():
+        for split, q in bundle["splits"].items():
+            identified = q["identification"] or {}
+            columns[f"{name} {split}"] = {"models": q["models"], "weight R2": q["r2"], "reconstructed accuracy": q["reconstructed_accuracy_mean"],
+                                          "original accuracy": q["original_accuracy_mean"], "identified in weights": identified.get("weights"),
+                                          "identified in predictions": identified.get("predictions"), "chance": identified.get("chance")}
+        interpolation, linear = bundle["interpolation"], bundle["linear_code"].values()
+        columns[f"{name} test"].update({"interpolation midpoint ratio": interpolation["midpoint_ratio"] if interpolation else None,
+                                        f"linear code R2 ({bundle['code_size']} numbers)": max(c["r2"] for c in linear),
+                                        "linear code accuracy": max(c["reconstructed_accuracy"] for c in linear)})
+    return pd.DataFrame(columns)
+
 # %% ../nbs/10_demo.ipynb #a6354d0f
 def report_html(results: dict, reports: dict) -> str:
     "A self-contained HTML page with the result tables and plotly figures."
@@ -294,6 +310,9 @@ def report_html(results: dict, reports: dict) -> str:
             f"training models' (<code>training</code>).</p>{diversity_table}"
             "<h2>Fidelity</h2><p>Agreement of each test model's reconstruction with its own original, with the other "
             f"originals, and the margin between them.</p>{fidelity}"
+            "<h2>Seen and unseen models</h2><p>The train split flatters: each autoencoder on the models it learned from and on "
+            "test models it never saw; a reconstruction is identified when its nearest original is its own; the linear (PCA) "
+            f"code of the same size is the yardstick.</p>{split_table(results).round(3).to_html()}"
             "<h2>Novelty</h2><p>A model counts as beating noise only above chance "
             f"(accuracy &gt; {results['chance_ceiling']:.3f}).</p>{novelty_table}{parts[2]}"
             f"<h2>Hyper-representations</h2><pre>{json.dumps(results['hyperrep'], indent=1)}</pre>"

@@ -17,11 +17,12 @@ from .tokens import align_vectors
 from .sampling import random_tensor
 
 # %% auto #0
-__all__ = ['B_T_SEED', 'finetune', 'finetune_like_zoo', 'predictions', 'probabilities', 'misclassified', 'ensemble_draws',
-           'ensemble_accuracy', 'summarize', 'compare', 'nearest_training_distance', 'reference_distances', 'error_iou',
-           'novelty_report', 'agreement', 'pairwise_weight_distance', 'pairwise_disagreement', 'diversity_report',
-           'fidelity', 'layer_stds', 'noise_baseline', 'average_baseline', 'gaussian_baseline', 'latent_noise_baseline',
-           'random_init_baseline', 'chance_ceiling', 'beats_noise_share']
+__all__ = ['NOISE_SCALES', 'B_T_SEED', 'finetune', 'finetune_like_zoo', 'predictions', 'probabilities', 'misclassified',
+           'ensemble_draws', 'ensemble_accuracy', 'summarize', 'compare', 'nearest_training_distance',
+           'reference_distances', 'error_iou', 'novelty_report', 'agreement', 'pairwise_weight_distance',
+           'pairwise_disagreement', 'diversity_report', 'fidelity', 'identification', 'layer_stds', 'noise_baseline',
+           'average_baseline', 'gaussian_baseline', 'latent_noise_baseline', 'random_init_baseline', 'chance_ceiling',
+           'beats_noise_share']
 
 # %% ../nbs/09_evaluate.ipynb #88653330
 def finetune(population: Population,   # models to fine-tune (not modified)
@@ -341,6 +342,25 @@ def fidelity(reconstructed: Population,  # reconstructions, one per original, in
     return {"n": len(originals), "own_agreement": float(own.mean()), "other_agreement": float(other.mean()),
             "margin": float((own - other).mean())}
 
+# %% ../nbs/09_evaluate.ipynb #b7f02e30
+@torch.no_grad()
+def identification(reconstructed: Population,  # reconstructions, one per original, in the same order
+                   originals: Population,      # the models they reconstruct (one checkpoint per model)
+                   x: torch.Tensor,            # inputs `[N, *input_shape]`
+                   budget: int | None = None   # model-images per forward pass
+                   ) -> dict:                  # shares identified in weights and predictions, chance, own and best-other agreement
+    "How often a reconstruction's nearest original, in weights and in predictions, is its own."
+    if len(reconstructed) != len(originals) or len(originals) < 2:
+        raise HyperrepError(f"expected one reconstruction per original and at least 2 originals, got {len(reconstructed)} and {len(originals)}")
+    distance = torch.cdist(reconstructed.to_vector().float(), originals.to(reconstructed.device).to_vector().float())
+    same = agreement(reconstructed, originals, x, budget)
+    own = torch.arange(len(originals), device=same.device)
+    best_other = same.masked_fill(own[:, None] == own[None, :], -1.0).max(1).values
+    return {"n": len(originals), "chance": 1 / len(originals),
+            "weights": float((distance.argmin(1).to(own.device) == own).float().mean()),
+            "predictions": float((same.argmax(1) == own).float().mean()),
+            "own_agreement": float(same.diagonal().mean()), "best_other_agreement": float(best_other.mean())}
+
 # %% ../nbs/09_evaluate.ipynb #9ede7bfd
 def _fresh_table(table: pd.DataFrame, **columns) -> pd.DataFrame:
     "A copy of a source table without stored metrics, plus `columns`."
@@ -353,6 +373,8 @@ def layer_stds(population: Population  # the pool
     return torch.stack([vectors[:, l.slice].std(correction=0) for l in population.arch.layout])
 
 # %% ../nbs/09_evaluate.ipynb #99ca3e4b
+NOISE_SCALES = (0.0, 0.03, 0.1, 0.3, 0.6, 1.0, 3.0, 10.0)   # the demo's and studies' noise levels: up to models at chance
+
 def noise_baseline(anchors: Population,                          # the anchor pool (e.g. the training models)
                    scales=(0.0, 0.01, 0.03, 0.1, 0.3, 1.0),      # noise std as a multiple of each layer's std
                    generator: torch.Generator | None = None      # cpu generator (None: global RNG)

@@ -17,12 +17,14 @@ from .tokens import TokenLayout, detokenize
 from .model import HyperAutoencoder, ae_config
 from .train import decode_tokens, train_hyperrep, HyperRepresentation
 from .sampling import make_sampler, fit_sampler, sample_population
-from .evaluate import finetune_like_zoo, random_init_baseline, summarize, ensemble_accuracy, diversity_report
+from .evaluate import (finetune_like_zoo, random_init_baseline, summarize, ensemble_accuracy, diversity_report, novelty_report,
+                                  noise_baseline, reference_distances, beats_noise_share, chance_ceiling, NOISE_SCALES)
 
 # %% auto #0
-__all__ = ['POPULATION_FORMAT', 'ABLATION_SETTINGS', 'save_population', 'load_population', 'transfer_experiment',
-           'summarize_runs', 'unseen_zoo_experiment', 'unseen_architectures', 'place_weights',
-           'unseen_architecture_experiment', 'training_models', 'judge_bundle', 'training_ablation', 'bench_sample']
+__all__ = ['POPULATION_FORMAT', 'ABLATION_SETTINGS', 'SCALING_CODES', 'SCALING_RECIPES', 'save_population', 'load_population',
+           'transfer_experiment', 'summarize_runs', 'unseen_zoo_experiment', 'unseen_architectures', 'place_weights',
+           'unseen_architecture_experiment', 'training_models', 'judge_bundle', 'training_ablation', 'novelty_figures',
+           'study_row', 'scaling_study', 'bench_sample']
 
 # %% ../nbs/11_experiments.ipynb #583ce224
 POPULATION_FORMAT = "hyperrep-population-1"
@@ -262,6 +264,83 @@ def training_ablation(zoo: Zoo,                  # the zoo (its last epoch and t
         rows[name] = {"config": config.to_dict(), "train_s": round(train_s, 1), **judge_bundle(bundle, zoo, n)}
         write_json(saved, rows)
     return pd.DataFrame({name: {k: v for k, v in rows[name].items() if k != "config"} for name in names}).T
+
+# %% ../nbs/11_experiments.ipynb #3a40c2a2
+SCALING_CODES = {      # the code a model is compressed to (AEConfig fields)
+    "cls 64": {"latent": "cls", "d_z": 64}, "cls 768": {"latent": "cls", "d_z": 768},
+    "tokens 16": {"latent": "tokens", "d_z": 16}, "tokens_scaled 64": {"latent": "tokens_scaled", "d_z": 64},
+    "tokens 32": {"latent": "tokens", "d_z": 32}}
+SCALING_RECIPES = {    # what the autoencoder learns to reconstruct, and how (AEConfig fields)
+    "cpu": {}, "cpu, plain MSE": {"lwln": False},
+    "paper: permuted targets": ABLATION_SETTINGS["paper: random permutations, reconstruct views"]}
+
+# %% ../nbs/11_experiments.ipynb #30e198fb
+def novelty_figures(population: Population,  # generated models
+                    zoo: Zoo,                # the zoo the generator learned from
+                    epoch: int,              # its checkpoint that is the reference (the window's last)
+                    seed: int = 0,           # seed of the noise baseline
+                    data_root=None           # dataset files of the zoo (not needed for digits)
+                    ) -> dict:               # reference quantile and beats-noise share (means over the models)
+    "How far generated models sit from the train split's models, against the spread of those models, and how many beat added noise."
+    device = population.device
+    dataset, (anchors, top) = zoo.dataset(data_root, device), training_models(zoo, epoch, device)
+    reference = reference_distances(anchors, "seed", aligned=True)
+    report = novelty_report(population, anchors, dataset, "seed", reference=reference)
+    noise = pd.concat([novelty_report(p, anchors, dataset, "seed", reference=reference)
+                       for p in noise_baseline(top, NOISE_SCALES, _generator(seed)).values()])
+    return {"novelty_quantile": float(report["reference_quantile"].mean()), "max_iou": float(report["max_iou"].mean()),
+            "beats_noise_share": beats_noise_share(report, noise, chance_ceiling(dataset.y_test))}
+
+# %% ../nbs/11_experiments.ipynb #27ff5a69
+def study_row(bundle: HyperRepresentation,  # a trained hyper-representation of `zoo`
+              zoo: Zoo,                     # the zoo it learned from
+              n: int = 50,                  # models per sampled population
+              seed: int = 0,                # seed of the samplers
+              data_root=None                # dataset files of the zoo (not needed for digits)
+              ) -> dict:                    # one flat row
+    "A bundle's seen and unseen figures (from its metrics), what it samples (`judge_bundle`) and the joint KDE's novelty."
+    m = bundle.metrics
+    seen, unseen = m["splits"]["train"], m["splits"][m["split"]]
+    linear = m["linear_code"].values()
+    row = {"code_size": m["code_size"], "train_r2": seen["r2"], "test_r2": unseen["r2"],
+           "train_reconstructed": seen["reconstructed_accuracy_mean"], "test_original": unseen["original_accuracy_mean"],
+           "test_identified_weights": unseen["identification"]["weights"], "test_identified_predictions": unseen["identification"]["predictions"],
+           "identification_chance": unseen["identification"]["chance"],
+           "interpolation_midpoint_ratio": m["interpolation"]["midpoint_ratio"] if m["interpolation"] else float("nan"),
+           "linear_r2": max(c["r2"] for c in linear), "linear_accuracy": max(c["reconstructed_accuracy"] for c in linear)}
+    row.update(judge_bundle(bundle, zoo, n, seed, data_root))
+    joint = sample_population(bundle, fit_sampler("S_KDE30_joint", bundle), n, _generator(seed), bundle.device)
+    return {**row, **{f"joint_{k}": v for k, v in novelty_figures(joint, zoo, bundle.meta["window"][1], seed, data_root).items()}}
+
+# %% ../nbs/11_experiments.ipynb #9ce3cf6a
+def scaling_study(zoo: Zoo,                 # the zoo (its last epoch and the four before it are learned from)
+                  out: str | Path,          # folder of the bundles and scaling.json (resumed when rerun)
+                  codes=None,               # names of `SCALING_CODES` (None: all)
+                  recipes=("cpu",),         # names of `SCALING_RECIPES`
+                  n: int = 50,              # models per sampled population
+                  device=None,              # None: cuda when available
+                  progress: bool = True,    # a progress bar over the runs
+                  **overrides               # further AEConfig fields for every run (e.g. epochs=30)
+                  ) -> pd.DataFrame:        # one row per code and recipe
+    "Train a hyper-representation per code and recipe on a zoo and judge each on seen and unseen models and on what it samples."
+    from tqdm.auto import tqdm
+    out, device = Path(out), default_device(device)
+    codes = list(SCALING_CODES) if codes is None else list(codes)
+    unknown = [c for c in codes if c not in SCALING_CODES] + [r for r in recipes if r not in SCALING_RECIPES]
+    if unknown: raise HyperrepError(f"unknown codes or recipes {unknown}: expected codes {list(SCALING_CODES)}, recipes {list(SCALING_RECIPES)}")
+    saved = out / "scaling.json"
+    rows = read_json(saved) if saved.exists() else {}
+    window = (max(1, zoo.last_epoch - 4), zoo.last_epoch)
+    runs = [(code, recipe) for recipe in recipes for code in codes]
+    for code, recipe in tqdm(runs, disable=not progress, unit="run", desc=f"{len(zoo)} models"):
+        key, config = f"{len(zoo)} models | {code} | {recipe}", ae_config("cpu", **{**SCALING_RECIPES[recipe], **SCALING_CODES[code], **overrides})
+        if key in rows and rows[key]["config"] == config.to_dict(): continue
+        folder = out / f"{len(zoo)}_{list(SCALING_CODES).index(code)}_{list(SCALING_RECIPES).index(recipe)}"
+        bundle = train_hyperrep(zoo, folder, config, window, device, progress=False)
+        rows[key] = {"config": config.to_dict(), "models": len(zoo), "code": code, "recipe": recipe,
+                     "train_s": bundle.metrics["train_seconds"], **study_row(bundle, zoo, n)}
+        write_json(saved, rows)
+    return pd.DataFrame({key: {k: v for k, v in row.items() if k != "config"} for key, row in rows.items()}).T
 
 # %% ../nbs/11_experiments.ipynb #fa8a57d6
 class _FreshBundle:

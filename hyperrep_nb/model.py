@@ -13,12 +13,13 @@ from .core import HyperrepError
 
 # %% auto #0
 __all__ = ['AE_PRESETS', 'AEConfig', 'ae_config', 'check_widths', 'layer_mask', 'layer_scale', 'SelfAttention',
-           'TransformerLayer', 'transformer', 'HyperAutoencoder', 'ProjectionHead', 'nt_xent', 'reconstruction_loss',
-           'hyper_loss', 'count_parameters']
+           'TransformerLayer', 'transformer', 'latent_widths', 'HyperAutoencoder', 'ProjectionHead', 'nt_xent',
+           'reconstruction_loss', 'hyper_loss', 'count_parameters']
 
 # %% ../nbs/06_model.ipynb #5e4b3c8b
 _CHOICES = {"permutation": ("random", "bank", "none"), "target": ("view", "original"), "behaviour_loss": ("kl", "l2"),
-            "behaviour_inputs": ("data", "random"), "checkpoint": ("val", "last")}
+            "behaviour_inputs": ("data", "random"), "checkpoint": ("val", "last"),
+            "latent": ("cls", "tokens", "tokens_scaled")}
 
 def _check_ae_config(config) -> None:
     "Raise a `HyperrepError` naming the first field of an `AEConfig` that is out of range."
@@ -55,7 +56,7 @@ class AEConfig:
     d_hidden: int                 # width of each transformer layer's feed-forward block
     layers: int                   # transformer layers in the encoder (and as many in the decoder)
     heads: int                    # attention heads; must divide `d_token`
-    d_z: int                      # size of the hyper-representation z
+    d_z: int                      # size of the hyper-representation z (`latent="cls"`), or of each (widest) token's latent
     dropout: float = 0.1          # dropout on embeddings, attention weights, attention and feed-forward outputs
     lr: float = 1e-4              # Adam learning rate
     weight_decay: float = 1e-9    # Adam weight decay
@@ -77,6 +78,9 @@ class AEConfig:
     behaviour_inputs: str = "data"  # "data" (the zoo's training inputs) or "random" (standard normal inputs)
     behaviour_temperature: float = 1.0  # softmax temperature of the behavioural loss
     checkpoint: str = "val"       # the epoch the bundle keeps: "val" (lowest validation loss) or "last"
+    latent: str = "cls"           # "cls": one code of d_z numbers from a compression token (the paper); "tokens": every token
+                                  # keeps a latent of d_z numbers and the model's code is their sequence (SANE, Schürholt et al. 2024);
+                                  # "tokens_scaled": as "tokens", a token keeping d_z x its width / the widest token's (at least 1)
 
     def __post_init__(self): _check_ae_config(self)
 
@@ -199,22 +203,38 @@ def transformer(config: AEConfig  # uses d_token, heads, d_hidden, layers, dropo
     return nn.Sequential(*[TransformerLayer(config.d_token, config.heads, config.d_hidden, config.dropout)
                            for _ in range(config.layers)], nn.LayerNorm(config.d_token))
 
+# %% ../nbs/06_model.ipynb #91bda2c7
+def latent_widths(widths,            # [(n_tokens_l, width_l), ...] per parameter layer
+                  config: AEConfig   # uses latent and d_z
+                  ) -> list[int] | None:  # numbers per token, per layer (None: `latent="cls"`)
+    "Numbers each token of each layer keeps in a per-token code."
+    widths = check_widths(widths)
+    if config.latent == "cls": return None
+    if config.latent == "tokens": return [config.d_z] * len(widths)
+    w_max = max(w for _, w in widths)
+    return [max(1, round(config.d_z * w / w_max)) for _, w in widths]
+
 # %% ../nbs/06_model.ipynb #37e8ad71
 class HyperAutoencoder(nn.Module):
     "Transformer autoencoder from a model's token sequence to a bounded hyper-representation z and back."
     def __init__(self, widths,              # [(n_tokens_l, width_l), ...] per parameter layer, in token order
-                 config: AEConfig):         # sizes (d_token, d_hidden, layers, heads, d_z) and dropout
+                 config: AEConfig):         # sizes (d_token, d_hidden, layers, heads, d_z), dropout and the code (`latent`)
         super().__init__()
         self.widths, self.config = check_widths(widths), config
         self.n_tokens = sum(n for n, _ in self.widths)
         self.w_max = max(w for _, w in self.widths)
+        self.latents = latent_widths(self.widths, config)      # per-token code: numbers per token of each layer
+        self.code_size = config.d_z if self.latents is None else sum(n * k for (n, _), k in zip(self.widths, self.latents))
         d = config.d_token
         self.embedders = nn.ModuleList([nn.Linear(w, d) for _, w in self.widths])
         self.encoder_positions = nn.Parameter(0.02 * torch.randn(self.n_tokens, d))
-        self.compression_token = nn.Parameter(0.02 * torch.randn(1, 1, d))
         self.encoder = transformer(config)
-        self.compress = nn.Linear(d, config.d_z)
-        self.decompress = nn.Linear(config.d_z, self.n_tokens * d)
+        if self.latents is None:
+            self.compression_token = nn.Parameter(0.02 * torch.randn(1, 1, d))
+            self.compress, self.decompress = nn.Linear(d, config.d_z), nn.Linear(config.d_z, self.n_tokens * d)
+        else:
+            self.compress = nn.ModuleList([nn.Linear(d, k) for k in self.latents])
+            self.decompress = nn.ModuleList([nn.Linear(k, d) for k in self.latents])
         self.decoder_positions = nn.Parameter(0.02 * torch.randn(self.n_tokens, d))
         self.decoder = transformer(config)
         self.debedders = nn.ModuleList([nn.Linear(d, w) for _, w in self.widths])
@@ -225,36 +245,38 @@ class HyperAutoencoder(nn.Module):
         if tokens.ndim != 3 or tuple(tokens.shape[1:]) != expected:
             raise HyperrepError(f"expected tokens [B, {expected[0]}, {expected[1]}], got {list(tokens.shape)}")
 
+    def _split(self, x: torch.Tensor) -> tuple:
+        "The rows of `x [B, T, ...]` of each parameter layer."
+        return x.split([n for n, _ in self.widths], 1)
+
 # %% ../nbs/06_model.ipynb #28c666a7
 @patch
 def encode(self: HyperAutoencoder, tokens: torch.Tensor  # [B, T, W_max] padded token sequences
-           ) -> torch.Tensor:          # z [B, d_z], in [-1, 1]
+           ) -> torch.Tensor:          # z [B, code_size], in [-1, 1]
     "The hyper-representation of each model."
     self._check(tokens)
-    parts, start = [], 0
-    for (n, w), embed in zip(self.widths, self.embedders):
-        parts.append(embed(tokens[:, start:start + n, :w]))
-        start += n
-    x = torch.cat(parts, 1)
+    x = torch.cat([embed(part[..., :w]) for embed, part, (_, w) in zip(self.embedders, self._split(tokens), self.widths)], 1)
     x = x + self.encoder_positions.to(x.dtype)
+    if self.latents is not None:
+        x = self.encoder(self.drop(x))
+        return torch.tanh(torch.cat([compress(part).flatten(1) for compress, part in zip(self.compress, self._split(x))], 1))
     x = torch.cat([self.compression_token.to(x.dtype).expand(len(x), -1, -1), x], 1)
     x = self.encoder(self.drop(x))
     return torch.tanh(self.compress(x[:, 0]))
 
 # %% ../nbs/06_model.ipynb #e871f8fb
 @patch
-def decode(self: HyperAutoencoder, z: torch.Tensor  # [B, d_z]
+def decode(self: HyperAutoencoder, z: torch.Tensor  # [B, code_size]
            ) -> torch.Tensor:     # [B, T, W_max], zero in the padding
     "Token sequences reconstructed from hyper-representations."
-    if z.ndim != 2 or z.shape[1] != self.config.d_z:
-        raise HyperrepError(f"expected z [B, {self.config.d_z}], got {list(z.shape)}")
-    x = self.decompress(z).view(len(z), self.n_tokens, self.config.d_token)
+    if z.ndim != 2 or z.shape[1] != self.code_size:
+        raise HyperrepError(f"expected z [B, {self.code_size}], got {list(z.shape)}")
+    if self.latents is None: x = self.decompress(z).view(len(z), self.n_tokens, self.config.d_token)
+    else:
+        parts = z.split([n * k for (n, _), k in zip(self.widths, self.latents)], 1)
+        x = torch.cat([f(p.view(len(z), n, -1)) for f, p, (n, _) in zip(self.decompress, parts, self.widths)], 1)
     x = self.decoder(self.drop(x + self.decoder_positions.to(x.dtype)))
-    parts, start = [], 0
-    for (n, w), debed in zip(self.widths, self.debedders):
-        parts.append(F.pad(debed(x[:, start:start + n]), (0, self.w_max - w)))
-        start += n
-    return torch.cat(parts, 1)
+    return torch.cat([F.pad(debed(part), (0, self.w_max - w)) for debed, part, (_, w) in zip(self.debedders, self._split(x), self.widths)], 1)
 
 # %% ../nbs/06_model.ipynb #50249eaf
 @patch
@@ -279,10 +301,11 @@ class ProjectionHead(nn.Module):
         self.mlp = nn.Sequential(*blocks, nn.Linear(size, out))
 
     @classmethod
-    def from_config(cls, config: AEConfig  # uses d_z and projection_width / _layers / _dim
+    def from_config(cls, config: AEConfig,      # uses projection_width / _layers / _dim (and d_z without `code_size`)
+                    code_size: int | None = None # numbers per model in z (`HyperAutoencoder.code_size`; None: d_z)
                     ) -> "ProjectionHead":
         "The head a config asks for."
-        return cls(config.d_z, config.projection_width, config.projection_layers, config.projection_dim)
+        return cls(code_size or config.d_z, config.projection_width, config.projection_layers, config.projection_dim)
 
     def forward(self, z: torch.Tensor  # [B, d_z]
                 ) -> torch.Tensor:     # [B, out]
@@ -358,6 +381,7 @@ def count_parameters(widths,             # [(n_tokens_l, width_l), ...]
                      ) -> dict:          # autoencoder, projection head
     "Parameters of the autoencoder and of its projection head, without allocating them."
     with torch.device("meta"):
-        model, head = HyperAutoencoder(widths, config), ProjectionHead.from_config(config)
+        model = HyperAutoencoder(widths, config)
+        head = ProjectionHead.from_config(config, model.code_size)
     return {"autoencoder": sum(p.numel() for p in model.parameters()),
             "projection_head": sum(p.numel() for p in head.parameters())}

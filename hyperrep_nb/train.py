@@ -18,20 +18,20 @@ from sklearn.linear_model import RidgeCV
 from sklearn.metrics import r2_score
 from tqdm.auto import tqdm
 from fastcore.basics import patch
-from .core import HyperrepError, default_device, meta_dataset_name, write_json, read_json, save_tensors, load_tensors, timed
+from .core import HyperrepError, default_device, meta_dataset_name, write_json, read_json, save_tensors, load_tensors, timed, count_flops, matmul_flops_per_s
 from .arch import Architecture, Population, score_population, population_forward
 from .data import Dataset, save_dataset, dataset_for
 from .zoo import Zoo
 from .tokens import (TokenLayout, tokenize, detokenize, tokens_to_vectors, permute_tokens, permutation_bank, Augment,
                                 align_to, canonical_reference)
-from .evaluate import fidelity
+from .evaluate import fidelity, identification
 from .model import AEConfig, ae_config, HyperAutoencoder, ProjectionHead, hyper_loss, reconstruction_loss, layer_scale
 
 # %% auto #0
 __all__ = ['BUNDLE_FORMAT', 'MAX_GRAD_NORM', 'zoo_samples', 'layer_sigmas', 'reconstruction_r2', 'encode_tokens', 'decode_tokens',
-           'embed_tokens', 'behaviour_loss', 'Trainer', 'LossModule', 'gather_rows', 'property_probe', 'write_bundle',
-           'distributed', 'train_hyperrep', 'HyperRepresentation', 'describe_bundle', 'linear_code_yardstick',
-           'bench_ae']
+           'embed_tokens', 'behaviour_loss', 'Trainer', 'LossModule', 'gather_rows', 'linear_code_yardstick',
+           'property_probe', 'split_quality', 'interpolation_accuracy', 'write_bundle', 'distributed', 'train_hyperrep',
+           'HyperRepresentation', 'split_lines', 'describe_bundle', 'bench_ae']
 
 # %% ../nbs/07_train.ipynb #9d53b545
 def zoo_samples(zoo: Zoo,                    # the zoo to learn from
@@ -172,7 +172,7 @@ class Trainer:
         self.mean_vector = tokens_to_vectors(self.layout, self.tokens[self.rows["train"]]).mean(0)
         torch.manual_seed(seed)
         self.model = HyperAutoencoder(self.layout.widths, config).to(self.device)
-        self.head = ProjectionHead.from_config(config).to(self.device)
+        self.head = ProjectionHead.from_config(config, self.model.code_size).to(self.device)
         self.parameters = [*self.model.parameters(), *self.head.parameters()]
         self.optimizer = torch.optim.AdamW(self.parameters, lr=config.lr, weight_decay=config.weight_decay)
         self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
@@ -353,6 +353,54 @@ def fit(self: Trainer, progress: bool = True,          # show a progress bar
     bar.close()
     return self
 
+# %% ../nbs/07_train.ipynb #1b73ade1
+def _greedy_components(eigenvalues: list[torch.Tensor], neurons: list[int], budget: int) -> list[int]:
+    "Components kept per layer when `budget` numbers per model go to the largest per-number variances first."
+    order = sorted(((float(v), l) for l, values in enumerate(eigenvalues) for v in values), reverse=True)
+    keep, used = [0] * len(eigenvalues), 0
+    for _, l in order:
+        if keep[l] < len(eigenvalues[l]) and used + neurons[l] <= budget:
+            keep[l], used = keep[l] + 1, used + neurons[l]
+    return keep
+
+def linear_code_yardstick(zoo: Zoo,                           # the zoo (its train and test splits)
+                          budgets=(16, 64, 256, 700, 1200, 2000), # numbers per model the code may use
+                          epoch: int | None = None,           # checkpoint to use (None: the last)
+                          lwln: bool = False,                 # rank components by variance relative to their layer's (paper eq. 2)
+                          data_root=None,                     # dataset files of the zoo (not needed for digits)
+                          device=None,                        # None: cuda when available
+                          reference: Population | None = None # a canonical frame to align every model to first (a bundle's)
+                          ) -> pd.DataFrame:                  # one row per budget: d, kept per layer, r2, accuracies
+    "Test-split R2 and accuracy of the best per-layer linear (PCA) token code of `d` numbers per model, fitted on the train split."
+    population = zoo.population(zoo.last_epoch if epoch is None else epoch, default_device(device))
+    if reference is not None: population = align_to(reference.to(population.device), population)
+    split = population.table["split"].to_numpy()
+    train, test = (population[np.flatnonzero(split == s).tolist()] for s in ("train", "test"))
+    if not len(train) or not len(test): raise HyperrepError(f"zoo {zoo.path} needs models in its train and test splits")
+    layout, train_tokens, test_tokens = TokenLayout(zoo.arch), tokenize(train), tokenize(test)
+    means, bases, eigenvalues = [], [], []
+    for start, stop, width in layout.layers:
+        x = train_tokens[:, start:stop, :width].reshape(-1, width)
+        mean = x.mean(0)
+        _, s, vh = torch.linalg.svd(x - mean, full_matrices=False)
+        means.append(mean); bases.append(vh); eigenvalues.append(s.square() / len(x))
+    neurons = [n for n, _ in layout.widths]
+    if lwln: eigenvalues = [v / sigma.square() for v, sigma in zip(eigenvalues, layer_sigmas(layout, train_tokens))]
+    dataset = zoo.dataset(data_root, population.device)
+    target, mean_vector = test.to_vector(), train.to_vector().mean(0)
+    rows = []
+    for budget in budgets:
+        keep, coded = _greedy_components(eigenvalues, neurons, int(budget)), test_tokens.clone()
+        for (start, stop, width), mean, vh, k in zip(layout.layers, means, bases, keep):
+            x = test_tokens[:, start:stop, :width] - mean
+            coded[:, start:stop, :width] = mean + x @ vh[:k].T @ vh[:k]
+        decoded = detokenize(zoo.arch, coded, test.table)
+        accuracy = score_population(decoded, dataset.x_test, dataset.y_test)["accuracy"].mean().item()
+        quality = reconstruction_r2(zoo.arch, decoded.to_vector(), target, mean_vector)
+        rows.append({"d": int(budget), "lwln": lwln, "kept_per_layer": keep, "r2": quality["r2"], "reconstructed_accuracy": accuracy,
+                     "original_accuracy": float(test.table["test_accuracy"].mean())})
+    return pd.DataFrame(rows)
+
 # %% ../nbs/07_train.ipynb #83ee2934
 def property_probe(embeddings: np.ndarray, values: np.ndarray, split: np.ndarray) -> float:
     "R2 on the test split of a ridge regression from embeddings to `values`, fitted on the train split."
@@ -360,29 +408,77 @@ def property_probe(embeddings: np.ndarray, values: np.ndarray, split: np.ndarray
     probe = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(embeddings[train], values[train])
     return float(r2_score(values[test], probe.predict(embeddings[test])))
 
+# %% ../nbs/07_train.ipynb #2439d7fb
+def split_quality(arch: Architecture,        # the models' architecture
+                  layout: TokenLayout,       # its token layout
+                  tokens: torch.Tensor,      # `[S, T, W]` the split's samples (in the bundle's frame)
+                  reconstruction: torch.Tensor, # `[S, T, W]` their reconstructions
+                  table: pd.DataFrame,       # one row per sample: model, epoch, test_accuracy
+                  mean_vector: torch.Tensor, # the train split's mean vector (the R2 reference)
+                  dataset: Dataset           # the zoo's data (test inputs and labels)
+                  ) -> dict:                 # r2, r2_per_layer, accuracies, identification, fidelity
+    "Weight R2, reconstructed and original accuracy, identification and fidelity of one split's reconstructions."
+    table = table.reset_index(drop=True)
+    quality = reconstruction_r2(arch, tokens_to_vectors(layout, reconstruction), tokens_to_vectors(layout, tokens), mean_vector)
+    reconstructed, originals = detokenize(arch, reconstruction, table), detokenize(arch, tokens, table)
+    accuracy = score_population(reconstructed, dataset.x_test, dataset.y_test)["accuracy"]
+    last = np.flatnonzero(table["epoch"].to_numpy() == table["epoch"].max()).tolist()
+    several = table["model"].nunique() > 1
+    return {**quality, "models": int(table["model"].nunique()), "samples": len(table),
+            "reconstructed_accuracy_mean": float(accuracy.mean()), "original_accuracy_mean": float(table["test_accuracy"].mean()),
+            "identification": identification(reconstructed[last], originals[last], dataset.x_test) if several else None,
+            "fidelity": fidelity(reconstructed, originals, dataset.x_test, runs="model") if several else None}
+
+# %% ../nbs/07_train.ipynb #39f9554d
+def interpolation_accuracy(model: HyperAutoencoder,  # the autoencoder
+                           arch: Architecture,       # the models' architecture
+                           z: torch.Tensor,          # `[M, code]` embeddings; pairs are (0, 1), (2, 3), ...
+                           accuracy,                 # `[M]` the original models' test accuracy
+                           dataset: Dataset,         # test inputs and labels
+                           pairs: int = 10,          # lines walked (at most M // 2)
+                           alphas=(0.0, 0.25, 0.5, 0.75, 1.0)  # positions along each line
+                           ) -> dict | None:         # mean accuracy per alpha, the endpoints' original accuracy, midpoint ratio
+    "Mean test accuracy of the models decoded along straight lines between pairs of embeddings."
+    n = min(pairs, len(z) // 2)
+    if n == 0: return None
+    first, second = z[0:2 * n:2], z[1:2 * n:2]
+    lines = torch.cat([(1 - alpha) * first + alpha * second for alpha in alphas])
+    decoded = detokenize(arch, decode_tokens(model, lines))
+    scores = score_population(decoded, dataset.x_test, dataset.y_test)["accuracy"].view(len(alphas), n).mean(1)
+    endpoints = float(np.asarray(accuracy, dtype=float)[:2 * n].mean())
+    middle = float(scores[int(np.argmin(np.abs(np.asarray(alphas) - 0.5)))])
+    return {"pairs": n, "alphas": list(alphas), "accuracy": [round(float(s), 4) for s in scores],
+            "endpoint_original_accuracy": endpoints, "midpoint_ratio": middle / endpoints}
+
 # %% ../nbs/07_train.ipynb #301f1ad9
 def write_bundle(trainer: Trainer, data_root=None) -> Path:
-    "Load the best checkpoint and write embeddings, properties, normalisation, config and metrics."
-    out, device = trainer.out, trainer.device
+    "Load the best checkpoint and write embeddings, properties, normalisation, config and metrics (both splits side by side)."
+    out, device, arch = trainer.out, trainer.device, trainer.zoo.arch
     trainer.model.load_state_dict(load_tensors(out / "autoencoder.safetensors", device))
     z, reconstruction = embed_tokens(trainer.model, trainer.tokens)
     table = trainer.table.reset_index(drop=True)
-    test = trainer.rows["test"] if len(trainer.rows["test"]) else trainer.rows["val"]
     test_split = "test" if len(trainer.rows["test"]) else "val"
-    quality = reconstruction_r2(trainer.zoo.arch, tokens_to_vectors(trainer.layout, reconstruction[test]),
-                                tokens_to_vectors(trainer.layout, trainer.tokens[test]), trainer.mean_vector)
     dataset = trainer.zoo.dataset(data_root, device)
-    reconstructed = detokenize(trainer.zoo.arch, reconstruction[test])
-    accuracy = score_population(reconstructed, dataset.x_test, dataset.y_test)["accuracy"].numpy()
-    original = table["test_accuracy"].to_numpy()[test.cpu().numpy()]
-    originals = detokenize(trainer.zoo.arch, trainer.tokens[test], table.iloc[test.cpu().numpy()])
+    splits = {}
+    for split in ("train", test_split):
+        rows = trainer.rows[split]
+        splits[split] = split_quality(arch, trainer.layout, trainer.tokens[rows], reconstruction[rows], table.iloc[rows.cpu().numpy()],
+                                      trainer.mean_vector, dataset)
+    test = splits[test_split]
+    rows = trainer.rows[test_split].cpu().numpy()
+    last = rows[table["epoch"].to_numpy()[rows] == trainer.window[1]]   # one checkpoint per unseen model
     embeddings, split = z.cpu().numpy(), table["split"].to_numpy()
-    metrics = {**quality, "split": test_split, "reconstructed_accuracy_mean": float(accuracy.mean()),
-               "original_accuracy_mean": float(original.mean()),
-               "reconstructed_to_original_accuracy": float(accuracy.mean() / original.mean()),
+    linear = {("lwln" if lwln else "variance"): linear_code_yardstick(trainer.zoo, (trainer.model.code_size,), trainer.window[1], lwln, data_root,
+                                                                       device, trainer.reference).drop(columns="kept_per_layer").iloc[0].to_dict()
+              for lwln in (False, True)}   # both rankings of the components: a learned code should beat the better one
+    metrics = {"r2": test["r2"], "r2_per_layer": test["r2_per_layer"], "split": test_split, "code_size": trainer.model.code_size,
+               "reconstructed_accuracy_mean": test["reconstructed_accuracy_mean"], "original_accuracy_mean": test["original_accuracy_mean"],
+               "reconstructed_to_original_accuracy": test["reconstructed_accuracy_mean"] / test["original_accuracy_mean"],
                "probe_r2_test_accuracy": property_probe(embeddings, table["test_accuracy"].to_numpy(), split),
                "probe_r2_epoch": property_probe(embeddings, table["epoch"].to_numpy().astype(float), split),
-               "fidelity": fidelity(reconstructed, originals, dataset.x_test, runs="model") if originals.table["model"].nunique() > 1 else None,
+               "fidelity": test["fidelity"], "splits": splits,
+               "interpolation": interpolation_accuracy(trainer.model, arch, z[torch.as_tensor(last, device=device)], table["test_accuracy"].to_numpy()[last], dataset),
+               "linear_code": linear,
                "frame": "canonical" if trainer.reference is not None else "as stored",
                "layer_sigma": trainer.sigmas.tolist(), "lwln": trainer.config.lwln,
                "best_epoch": trainer.state["best_epoch"], "epochs": trainer.state["epoch"],
@@ -470,7 +566,7 @@ class HyperRepresentation:
 
     def __repr__(self):
         m = self.metrics
-        return (f"HyperRepresentation({self.path}: {self.arch.name}, d_z {self.config.d_z}, lwln {self.config.lwln}, "
+        return (f"HyperRepresentation({self.path}: {self.arch.name}, code {self.model.code_size} ({self.config.latent}), lwln {self.config.lwln}, "
                 f"{len(self.table)} samples; test R2 {m['r2']:.3f}, reconstructed accuracy {m['reconstructed_accuracy_mean']:.3f} "
                 f"vs original {m['original_accuracy_mean']:.3f})")
 
@@ -494,6 +590,32 @@ def reconstruct(self: HyperRepresentation, population: Population) -> Population
     "decode(encode(population)), keeping its table."
     return self.decode(self.encode(population), population.table)
 
+# %% ../nbs/07_train.ipynb #be7812d4
+def split_lines(metrics: dict  # a bundle's metrics.json
+                ) -> list[str]:
+    "The train and test splits of a bundle's metrics side by side, then interpolation and the linear code of the same size."
+    splits = metrics["splits"]
+    def row(label, value): return f"  {label:<34}" + "".join(f"{value(q):>22}" for q in splits.values())
+    def identified(q, kind):
+        i = q["identification"]
+        return f"{100 * i[kind]:.1f}% (chance {100 * i['chance']:.1f}%)" if i else "-"
+    lines = [f"  {'seen and unseen models':<34}" + "".join(f"{name + ' (' + str(q['models']) + ' models)':>22}" for name, q in splits.items()),
+             row("weight R2", lambda q: f"{q['r2']:.3f}"),
+             row("reconstructed / original accuracy", lambda q: f"{q['reconstructed_accuracy_mean']:.3f} / {q['original_accuracy_mean']:.3f}"),
+             row("identified in weights", lambda q: identified(q, "weights")),
+             row("identified in predictions", lambda q: identified(q, "predictions")),
+             row("agreement own / best other", lambda q: f"{q['identification']['own_agreement']:.3f} / {q['identification']['best_other_agreement']:.3f}"
+                 if q["identification"] else "-")]
+    if metrics["interpolation"]:
+        i = metrics["interpolation"]
+        lines.append(f"interpolation between {i['pairs']} pairs of unseen models, accuracy at alpha "
+                     + " ".join(f"{a:g}" for a in i["alphas"]) + ": " + " ".join(f"{a:.3f}" for a in i["accuracy"])
+                     + f" (originals {i['endpoint_original_accuracy']:.3f}; midpoint ratio {i['midpoint_ratio']:.2f})")
+    for ranking, c in metrics["linear_code"].items():
+        lines.append(f"linear (PCA) code of the same {metrics['code_size']} numbers on unseen models, components by {ranking}: "
+                     f"R2 {c['r2']:.3f}, reconstructed accuracy {c['reconstructed_accuracy']:.3f}")
+    return lines
+
 # %% ../nbs/07_train.ipynb #14d71fda
 def describe_bundle(bundle: HyperRepresentation) -> str:
     "A readable summary of a hyper-representation bundle."
@@ -515,92 +637,47 @@ def describe_bundle(bundle: HyperRepresentation) -> str:
         f = m["fidelity"]
         lines.append(f"{m['split']} fidelity: agreement with own original {f['own_agreement']:.3f}, with other originals "
                      f"{f['other_agreement']:.3f}, margin {f['margin']:.3f}" if f else f"{m['split']} fidelity: one model only, nothing to compare")
+    if "splits" in m: lines += split_lines(m)   # bundles written before issue 18 lack the side-by-side measures
     return "\n".join(lines)
-
-# %% ../nbs/07_train.ipynb #1b73ade1
-def _greedy_components(eigenvalues: list[torch.Tensor], neurons: list[int], budget: int) -> list[int]:
-    "Components kept per layer when `budget` numbers per model go to the largest per-number variances first."
-    order = sorted(((float(v), l) for l, values in enumerate(eigenvalues) for v in values), reverse=True)
-    keep, used = [0] * len(eigenvalues), 0
-    for _, l in order:
-        if keep[l] < len(eigenvalues[l]) and used + neurons[l] <= budget:
-            keep[l], used = keep[l] + 1, used + neurons[l]
-    return keep
-
-def linear_code_yardstick(zoo: Zoo,                           # the zoo (its train and test splits)
-                          budgets=(16, 64, 256, 700, 1200, 2000), # numbers per model the code may use
-                          epoch: int | None = None,           # checkpoint to use (None: the last)
-                          lwln: bool = False,                 # rank components by variance relative to their layer's (paper eq. 2)
-                          data_root=None,                     # dataset files of the zoo (not needed for digits)
-                          device=None                         # None: cuda when available
-                          ) -> pd.DataFrame:                  # one row per budget: d, kept per layer, r2, accuracies
-    "Test-split R2 and accuracy of the best per-layer linear (PCA) token code of `d` numbers per model, fitted on the train split."
-    population = zoo.population(zoo.last_epoch if epoch is None else epoch, default_device(device))
-    split = population.table["split"].to_numpy()
-    train, test = (population[np.flatnonzero(split == s).tolist()] for s in ("train", "test"))
-    if not len(train) or not len(test): raise HyperrepError(f"zoo {zoo.path} needs models in its train and test splits")
-    layout, train_tokens, test_tokens = TokenLayout(zoo.arch), tokenize(train), tokenize(test)
-    means, bases, eigenvalues = [], [], []
-    for start, stop, width in layout.layers:
-        x = train_tokens[:, start:stop, :width].reshape(-1, width)
-        mean = x.mean(0)
-        _, s, vh = torch.linalg.svd(x - mean, full_matrices=False)
-        means.append(mean); bases.append(vh); eigenvalues.append(s.square() / len(x))
-    neurons = [n for n, _ in layout.widths]
-    if lwln: eigenvalues = [v / sigma.square() for v, sigma in zip(eigenvalues, layer_sigmas(layout, train_tokens))]
-    dataset = zoo.dataset(data_root, population.device)
-    target, mean_vector = test.to_vector(), train.to_vector().mean(0)
-    rows = []
-    for budget in budgets:
-        keep, coded = _greedy_components(eigenvalues, neurons, int(budget)), test_tokens.clone()
-        for (start, stop, width), mean, vh, k in zip(layout.layers, means, bases, keep):
-            x = test_tokens[:, start:stop, :width] - mean
-            coded[:, start:stop, :width] = mean + x @ vh[:k].T @ vh[:k]
-        decoded = detokenize(zoo.arch, coded, test.table)
-        accuracy = score_population(decoded, dataset.x_test, dataset.y_test)["accuracy"].mean().item()
-        quality = reconstruction_r2(zoo.arch, decoded.to_vector(), target, mean_vector)
-        rows.append({"d": int(budget), "lwln": lwln, "kept_per_layer": keep, "r2": quality["r2"], "reconstructed_accuracy": accuracy,
-                     "original_accuracy": float(test.table["test_accuracy"].mean())})
-    return pd.DataFrame(rows)
 
 # %% ../nbs/07_train.ipynb #decfc340
 def bench_ae(preset: str = "cpu",     # autoencoder preset (`AE_PRESETS`)
              device=None,             # None: cuda when available
              steps: int = 10,         # timed training steps (after 2 warm-up steps)
              models: int = 1000,      # population size for encode+decode
-             behaviour: float | None = None  # weight of the behavioural loss (None: the preset's)
+             behaviour: float | None = None,  # weight of the behavioural loss (None: the preset's)
+             **overrides              # other `AEConfig` fields, e.g. `latent="tokens", d_z=16`
              ) -> dict:
-    "Training samples/s and encode+decode models/s of an autoencoder preset on paper-CNN tokens, with the preset's training setting."
+    "Training samples/s, its share of the device's matmul throughput, and encode+decode models/s of an autoencoder preset on paper-CNN tokens."
     from hyperrep_nb.arch import paper_cnn
-    device, config = default_device(device), ae_config(preset, **({} if behaviour is None else {"behaviour": behaviour}))
-    layout = TokenLayout(paper_cnn())
-    population = Population.init(paper_cnn(), range(models), device=device)
-    tokens = tokenize(population)
+    device = default_device(device)
+    config = ae_config(preset, **overrides, **({} if behaviour is None else {"behaviour": behaviour}))
+    arch, layout = paper_cnn(), TokenLayout(paper_cnn())
+    population = Population.init(arch, range(models), device=device)
     model = HyperAutoencoder(layout.widths, config).to(device)
-    head = ProjectionHead.from_config(config).to(device)
+    head = ProjectionHead.from_config(config, model.code_size).to(device)
     optimizer = torch.optim.AdamW([*model.parameters(), *head.parameters()], lr=config.lr)
     mask, scale, erase = layout.on(device)["mask"], layer_scale(layout.widths).to(device), Augment(layout, permute=False)
-    batch = tokens[:config.batch_size]
-    queries = torch.randn(config.behaviour_queries, *paper_cnn().input_shape, device=device)
-    behaviour_term = lambda decoded, targets: behaviour_loss(paper_cnn(), layout, decoded[:len(batch)], targets[:len(batch)], queries,
-                                                             config.behaviour_loss)
-    def step():
+    batch = tokenize(population)[:config.batch_size]
+    queries = torch.randn(config.behaviour_queries, *arch.input_shape, device=device)
+    behaviour_term = lambda decoded, targets: behaviour_loss(arch, layout, decoded[:len(batch)], targets[:len(batch)], queries, config.behaviour_loss)
+    def loss():
         views = [batch if config.permutation == "none" else permute_tokens(layout, batch) for _ in range(2)]
         targets = views if config.target == "view" else [batch, batch]
         with _autocast(device):
-            loss = hyper_loss(model, head, erase(views[0]), erase(views[1]), *targets, mask, scale, config.beta,
+            return hyper_loss(model, head, erase(views[0]), erase(views[1]), *targets, mask, scale, config.beta,
                               config.temperature, behaviour_term, config.behaviour)["loss"]
-        optimizer.zero_grad(set_to_none=True); loss.backward(); optimizer.step()
-    def train():
-        for _ in range(steps): step()
-    for _ in range(2): step()
-    train_s = timed(train, device)
-    def roundtrip():
-        detokenize(paper_cnn(), decode_tokens(model, encode_tokens(model, tokenize(population))))
+    def step():
+        optimizer.zero_grad(set_to_none=True); loss().backward(); optimizer.step()
+    step(); step()                                                    # warm-up
+    seconds = timed(lambda: [step() for _ in range(steps)], device)
+    flops, peak = 3 * count_flops(loss), matmul_flops_per_s(device)  # a step: forward + backward (~2x forward)
+    roundtrip = lambda: detokenize(arch, decode_tokens(model, encode_tokens(model, tokenize(population))))
     roundtrip()
     roundtrip_s = timed(roundtrip, device)
     return {"bench": "ae", "device": str(device), "threads": torch.get_num_threads(), "preset": preset, "behaviour": config.behaviour,
-            "permutation": config.permutation, "target": config.target,
+            "permutation": config.permutation, "target": config.target, "latent": config.latent, "code_size": model.code_size,
             "parameters": sum(p.numel() for p in model.parameters()), "batch_size": config.batch_size,
-            "train_samples_per_s": round(steps * len(batch) / train_s, 1),
+            "train_samples_per_s": round(steps * len(batch) / seconds, 1), "flops_per_step": flops,
+            "utilisation": round(steps * flops / seconds / peak, 4), "matmul_gflops_per_s": round(peak / 1e9, 1),
             "encode_decode_models_per_s": round(models / roundtrip_s, 1), "models": models}

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from fastcore.basics import patch
-from .core import HyperrepError, default_device, meta_dataset_name, write_json, read_json, save_tensors, load_tensors, timed
+from .core import HyperrepError, default_device, meta_dataset_name, write_json, read_json, save_tensors, load_tensors, timed, count_flops, matmul_flops_per_s
 from .arch import Architecture, Population, paper_cnn, population_forward, score_population, ACTIVATIONS, INIT_SCHEMES
 from .data import Dataset, load_dataset, split_shift, save_dataset, read_dataset, dataset_for
 
@@ -546,9 +546,14 @@ def bench_zoo_train(models: int = 64,           # population size
     batched(range(3)); sequential(range(3))
     batched_s = timed(lambda: batched(range(3, steps + 3)), device)
     sequential_s = timed(lambda: sequential(range(3, steps + 3)), device)
+    flops = 3 * count_flops(lambda: population_forward(arch, start.params, data.x_train[batches[0]])) / models  # forward + backward (~2x)
+    peak = matmul_flops_per_s(device)
+    rate = models * steps / batched_s
     return {"bench": "zoo_train", "device": str(device), "threads": torch.get_num_threads(), "models": models,
-            "batch_size": batch_size, "steps": steps, "batched_model_steps_per_s": round(models * steps / batched_s, 1),
-            "sequential_model_steps_per_s": round(models * steps / sequential_s, 1), "ratio": round(sequential_s / batched_s, 2)}
+            "batch_size": batch_size, "steps": steps, "batched_model_steps_per_s": round(rate, 1),
+            "sequential_model_steps_per_s": round(models * steps / sequential_s, 1), "ratio": round(sequential_s / batched_s, 2),
+            "flops_per_model_step": int(flops), "batched_gflops_per_s": round(rate * flops / 1e9, 2),
+            "matmul_gflops_per_s": round(peak / 1e9, 1), "utilisation": round(rate * flops / peak, 4)}
 
 # %% ../nbs/03_zoo.ipynb #9fab230c
 def bench_zoo_eval(models: int = 64,     # population size

@@ -50,14 +50,31 @@ BAD_SPECS = {"unknown_layer.json": {"input_shape": [13], "layers": [{"type": "de
     (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
     (["--dataset", "wine", "--mlp", "13,8,3", "--arch", "{tmp}/no_layers.json"], "not allowed with argument"),
     (["--dataset", "wine"], "takes [1, 28, 28]"),   # the paper CNN on feature vectors
+    (["--dataset", "wine", "--arch", "{tmp}/deep.json"], "nested too deeply"),                 # 3,000 levels: was a RecursionError
+    (["--dataset", "wine", "--arch", "{tmp}/huge.json"], "expected a JSON file of at most 1,000,000"),
 ])
 def test_bad_zoo_input_is_one_line_exit_2_and_nothing_written(tmp_path, args, message):
     for name, spec in BAD_SPECS.items(): (tmp_path / name).write_text(json.dumps(spec))
+    (tmp_path / "deep.json").write_text("[" * 3000 + "]" * 3000)
+    (tmp_path / "huge.json").write_text(json.dumps({"input_shape": [13], "layers": [], "padding": "x" * 2_000_000}))
     result = run("zoo", *[a.format(tmp=tmp_path) for a in args], "--out", str(tmp_path / "zoo"), check=False)
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("error: ") and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
     assert not (tmp_path / "zoo").exists()
+
+
+def test_commands_that_combine_two_things_name_both_architectures(tmp_path):
+    from hyperrep_nb.zoo import Zoo
+    from hyperrep_nb.experiments import save_population
+    wine, iris, population = tmp_path / "wine", tmp_path / "iris", tmp_path / "pop"
+    run("zoo", "--dataset", "wine", "--mlp", "13,8,3", "--models", "4", "--epochs", "1", "--quiet", "--out", str(wine))
+    run("zoo", "--dataset", "iris", "--mlp", "4,8,3", "--models", "4", "--epochs", "1", "--quiet", "--out", str(iris))
+    save_population(Zoo(wine).population(1, "cpu"), population)
+    for args, names in ((["--zoo", str(iris)], ("mlp_13-8-3", "mlp_4-8-3")), (["--dataset", "iris"], ("iris", "mlp_13-8-3"))):
+        result = run("evaluate", str(population), *args, "--quiet", check=False)
+        assert result.returncode == 2 and result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+        assert all(name in result.stderr for name in names) and "Traceback" not in result.stderr, result.stderr
 
 
 def test_stage_messages_and_quiet(tmp_path):
