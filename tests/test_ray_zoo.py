@@ -58,7 +58,7 @@ def test_interrupted_driver_then_rerun_resumes_every_shard(tmp_path, single):
     before = ray_processes()
     out = tmp_path / "zoo"
     driver = subprocess.Popen([HYPERREP, *ARGS, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_epoch(out / "shards" / "001", 2, driver)
+    wait_for_epoch(out / "shards" / "001", 1, driver)   # early: on a busy machine the other shard may be near its end
     driver.send_signal(signal.SIGINT)   # Ctrl-C: the driver stops Ray and says how to continue
     assert driver.wait(timeout=120) == 130
     committed = [last_epoch(out / "shards" / f"00{k}") for k in (0, 1)]
