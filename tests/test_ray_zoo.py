@@ -57,8 +57,10 @@ def test_killed_worker_is_retried_and_its_shard_resumes(tmp_path, single):
 def test_interrupted_driver_then_rerun_resumes_every_shard(tmp_path, single):
     before = ray_processes()
     out = tmp_path / "zoo"
-    driver = subprocess.Popen([HYPERREP, *ARGS, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_epoch(out / "shards" / "001", 1, driver)   # early: on a busy machine the other shard may be near its end
+    # Ctrl-C must reach the driver even when this test runs in a background job, whose children inherit SIGINT ignored
+    driver = subprocess.Popen([HYPERREP, *ARGS, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    wait_for_epoch(out / "shards" / "001", 2, driver)
     driver.send_signal(signal.SIGINT)   # Ctrl-C: the driver stops Ray and says how to continue
     assert driver.wait(timeout=120) == 130
     committed = [last_epoch(out / "shards" / f"00{k}") for k in (0, 1)]
