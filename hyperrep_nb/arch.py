@@ -15,9 +15,9 @@ from fastcore.basics import patch
 from .core import HyperrepError, default_device
 
 # %% auto #0
-__all__ = ['ACTIVATIONS', 'INIT_SCHEMES', 'Conv', 'Linear', 'MaxPool', 'AvgPool', 'Flatten', 'Act', 'Skip', 'layer_from_dict',
-           'LayerLayout', 'Architecture', 'paper_cnn', 'mlp', 'init_params', 'population_forward', 'Population',
-           'chunked_logits', 'score_population']
+__all__ = ['ACTIVATIONS', 'INIT_SCHEMES', 'SCORING_BUDGET', 'Conv', 'Linear', 'MaxPool', 'AvgPool', 'Flatten', 'Act', 'Skip',
+           'layer_from_dict', 'LayerLayout', 'Architecture', 'paper_cnn', 'mlp', 'init_params', 'population_forward',
+           'Population', 'chunked_logits', 'score_population']
 
 # %% ../nbs/02_arch.ipynb #f45d54c3
 @dataclass(frozen=True)
@@ -471,13 +471,15 @@ def forward(self: Population, x: torch.Tensor) -> torch.Tensor:
     return population_forward(self.arch, self.params, x)
 
 # %% ../nbs/02_arch.ipynb #d6044267
+SCORING_BUDGET = {"cpu": 1024, "cuda": 65536}   # model-inputs per forward pass when scoring
+
 def chunked_logits(population: Population,  # models
                    x: torch.Tensor,         # inputs `[N, *input_shape]`
                    budget: int | None = None  # model-inputs per forward pass (None: 1024 on cpu, 65536 on cuda)
                    ):
     "Logits of chunks of models on chunks of inputs: yields `(model slice, input slice, logits [m, n, classes])` in float32."
     device = population.device
-    budget = budget or (65536 if device.type == "cuda" else 1024)
+    budget = budget or SCORING_BUDGET["cuda" if device.type == "cuda" else "cpu"]
     x = x.to(device)
     models, n = len(population), len(x)
     model_chunk = max(1, min(models, budget // max(1, min(n, 64))))

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import argparse, json, os, sys, time
 from pathlib import Path
-from .core import HyperrepError, stage
+from .core import HyperrepError, stage, check_disk
 
 # %% auto #0
 __all__ = ['ARCH_SPEC_BYTES', 'ARCH_SPEC_DEPTH', 'main', 'build_parser']
@@ -199,31 +199,45 @@ def _add_sample(commands):
     sample.add_argument("--out", required=True, help="population folder to write")
     sample.add_argument("--bandwidth", type=float, help="KDE bandwidth (S_KDE*, S_C; default: Silverman per dimension)")
     sample.add_argument("--top", type=float, help="keep anchors of this top fraction of models by test accuracy")
+    sample.add_argument("--part-size", type=int, help="models per part written (default: up to 10,000, fewer when memory is short)")
+    sample.add_argument("--scored", type=int, default=1000, help="score this many of the first models on the test split (0: none)")
     sample.add_argument("--seed", type=int, default=0); sample.add_argument("--device")
     sample.add_argument("--quiet", action="store_true", help="no stage messages")
     sample.set_defaults(run=_cmd_sample)
 
 def _cmd_sample(args):
-    "Sample a population from a hyper-representation, save it and print its size, time and test accuracy."
-    import torch
-    from hyperrep_nb.arch import score_population
+    "Sample a population from a hyper-representation part by part, save it and print its size, time and test accuracy."
+    import numpy as np, torch
+    from tqdm.auto import tqdm
     from hyperrep_nb.train import HyperRepresentation
-    from hyperrep_nb.sampling import fit_sampler, sample_population
-    from hyperrep_nb.experiments import save_population
+    from hyperrep_nb.sampling import fit_sampler, sample_parts, part_size, check_count
+    from hyperrep_nb.experiments import save_population_parts
     with stage(f"loading {args.bundle}", args.quiet): bundle = HyperRepresentation(args.bundle, args.device)
+    n = check_count(args.n)
+    check_disk(n * 4 * bundle.arch.n_params, args.out, f"writing {n} models of {bundle.arch.name}", "--n")
+    size = part_size(bundle, n, args.part_size)
     options = {k: v for k, v in {"bandwidth": args.bandwidth, "top": args.top}.items() if v is not None}
     with stage(f"fitting {args.sampler}", args.quiet): sampler = fit_sampler(args.sampler, bundle, **options)
-    started = time.perf_counter()
-    with stage(f"sampling and decoding {args.n} models", args.quiet):
-        population = sample_population(bundle, sampler, args.n, torch.Generator().manual_seed(args.seed))
-    seconds = time.perf_counter() - started
-    save_population(population, args.out, sampler=args.sampler, options=options, seed=args.seed, bundle=str(Path(args.bundle).resolve()))
-    with stage("scoring on the test split", args.quiet):
-        dataset = bundle.dataset()
-        accuracy = score_population(population, dataset.x_test, dataset.y_test)["accuracy"]
-    print(json.dumps({"population": str(args.out), "sampler": args.sampler, "n": args.n, "sample_decode_s": round(seconds, 3),
-                      "dataset": dataset.name, "test_accuracy_mean": round(float(accuracy.mean()), 4),
+    dataset, accuracies, started = bundle.dataset(), [], time.perf_counter()
+    parts = tqdm(sample_parts(bundle, sampler, n, size, torch.Generator().manual_seed(args.seed)), total=-(-n // size),
+                 disable=args.quiet, unit="part", desc=f"sampling {n} models in parts of {size}")
+    save_population_parts(_scoring(parts, dataset, args.scored, accuracies), args.out, sampler=args.sampler, options=options,
+                          seed=args.seed, part_size=size, bundle=str(Path(args.bundle).resolve()))
+    accuracy = np.concatenate(accuracies) if accuracies else np.zeros(0)
+    print(json.dumps({"population": str(args.out), "sampler": args.sampler, "n": n, "parts": -(-n // size), "part_size": size,
+                      "seconds": round(time.perf_counter() - started, 3), "dataset": dataset.name, "scored": len(accuracy),
+                      "test_accuracy_mean": round(float(accuracy.mean()), 4) if len(accuracy) else None,
                       "test_accuracy_std": round(float(accuracy.std()), 4) if len(accuracy) > 1 else 0.0}))
+
+def _scoring(parts, dataset, scored: int, accuracies: list):
+    "Pass the parts on, appending the test accuracy of the first `scored` models to `accuracies`."
+    from hyperrep_nb.arch import score_population
+    done = 0
+    for part in parts:
+        if done < scored:
+            accuracies.append(score_population(part[list(range(min(len(part), scored - done)))], dataset.x_test, dataset.y_test)["accuracy"].numpy())
+            done += len(accuracies[-1])
+        yield part
 
 # %% ../nbs/90_cli.ipynb #0f44edef
 def _add_evaluate(commands):
@@ -235,18 +249,23 @@ def _add_evaluate(commands):
     ev.add_argument("--dataset", help="dataset to evaluate on (default: the zoo's, else digits)")
     ev.add_argument("--data-root", help="dataset files (not needed for digits)")
     ev.add_argument("--finetune-epochs", type=int, default=0); ev.add_argument("--lr", type=float)
+    ev.add_argument("--part", type=int, help="evaluate only this part of a population written in parts (from 0)")
     ev.add_argument("--out", help="write the result as JSON here too"); ev.add_argument("--device")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(run=_cmd_evaluate)
 
 def _cmd_evaluate(args):
     "Fine-tune a saved population, summarise its accuracy per epoch, and measure its novelty against a zoo."
-    from hyperrep_nb.core import write_json
+    from hyperrep_nb.core import write_json, check_memory
     from hyperrep_nb.data import load_dataset
-    from hyperrep_nb.zoo import Zoo, zoo_config, check_architecture_fits
+    from hyperrep_nb.zoo import Zoo, zoo_config, check_architecture_fits, zoo_memory
     from hyperrep_nb.evaluate import finetune_like_zoo, summarize, novelty_report
-    from hyperrep_nb.experiments import load_population
-    population = load_population(args.population, args.device)
+    from hyperrep_nb.experiments import load_population, population_parts
+    arch, parts, spec = population_parts(args.population)
+    models = spec["models"] if args.part is None else spec["meta"].get("part_size", spec["models"])
+    check_memory(zoo_memory(arch, models, 64, 10), f"evaluating {models} models of {arch.name}",
+                 "the population's size (or evaluate one part: --part)" if len(parts) > 1 else "the population's size", args.device)
+    population = load_population(args.population, args.device, args.part)
     zoo = Zoo(args.zoo) if args.zoo else None
     settings = zoo.config if zoo else zoo_config("digits").to_dict()
     if args.dataset or zoo is None: dataset = load_dataset(args.dataset or "digits", root=args.data_root, device=population.device)

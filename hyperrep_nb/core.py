@@ -4,16 +4,18 @@
 
 # %% ../nbs/00_core.ipynb #1deb4e52
 from __future__ import annotations
-import json, os, sys, tempfile, time
+import json, math, os, shutil, sys, tempfile, threading, time
 from contextlib import contextmanager
 from pathlib import Path
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 # %% auto #0
-__all__ = ['HyperrepError', 'default_device', 'in_test', 'meta_dataset_name', 'keep_torch_threads', 'timed', 'count_flops',
-           'matmul_flops_per_s', 'stage', 'atomic_write_bytes', 'write_json', 'read_json', 'json_depth', 'save_tensors',
-           'load_tensors']
+__all__ = ['MEMORY_HEADROOM', 'HyperrepError', 'default_device', 'in_test', 'meta_dataset_name', 'keep_torch_threads', 'timed',
+           'count_flops', 'matmul_flops_per_s', 'stage', 'available_memory', 'format_bytes', 'check_memory',
+           'check_disk', 'resident_bytes', 'PeakMemory', 'atomic_write_bytes', 'write_json', 'read_json', 'json_depth',
+           'save_tensors', 'load_tensors', 'tensor_metadata']
 
 # %% ../nbs/00_core.ipynb #94a9b8f9
 class HyperrepError(Exception):
@@ -93,6 +95,105 @@ def stage(message: str,       # what the stage does, e.g. "fitting S_KDE30"
         if not quiet: sys.stderr.write(" failed\n"); sys.stderr.flush()   # the error is reported on a line of its own
         raise
     if not quiet: sys.stderr.write(f" {time.perf_counter() - started:.1f} s\n"); sys.stderr.flush()
+
+# %% ../nbs/00_core.ipynb #b1fd0d2e
+def available_memory(device: str | torch.device | None = None  # None: cuda when available
+                     ) -> int:
+    "Bytes a new allocation can take: free CUDA memory, or the RAM the system and its cgroup limit leave."
+    device = default_device(device)
+    if device.type == "cuda": return torch.cuda.mem_get_info(device)[0]
+    return int(min(_system_available(), _cgroup_available()))
+
+# %% ../nbs/00_core.ipynb #e7a805c2
+def _system_available() -> int:
+    "The kernel's MemAvailable, else the free physical pages."
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"): return int(line.split()[1]) * 1024
+    except OSError: pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+def _cgroup_available() -> float:
+    "What a cgroup (v2) memory limit leaves; infinite without one."
+    group = Path("/sys/fs/cgroup")
+    try: limit, used = (group / "memory.max").read_text().strip(), int((group / "memory.current").read_text())
+    except (OSError, ValueError): return math.inf
+    return math.inf if limit == "max" else int(limit) - used
+
+# %% ../nbs/00_core.ipynb #eed5d8c4
+def format_bytes(n: float  # a byte count
+                 ) -> str:
+    "A byte count for people, in powers of 1000: `1.5 GB`."
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000: return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} PB"
+
+# %% ../nbs/00_core.ipynb #ef63cf62
+MEMORY_HEADROOM = 0.8   # share of the available memory one command may plan to take
+
+def check_memory(estimate: int,     # bytes the work needs at its peak (from an estimate such as `zoo_memory`)
+                 what: str,         # the work, e.g. "training 100 models of mlp_13-100000000-3"
+                 setting: str,      # what to lower, e.g. "--models"
+                 device=None,       # where the work runs (None: cuda when available)
+                 headroom: float = MEMORY_HEADROOM  # share of the available memory it may take
+                 ) -> int:          # the estimate, when it fits
+    "Refuse work that would not fit, in one line naming the estimate, the available memory and the setting to change."
+    available = available_memory(device)
+    if estimate > headroom * available:
+        raise HyperrepError(f"{what} needs about {format_bytes(estimate)} of memory but {default_device(device)} has "
+                            f"{format_bytes(available)} available: lower {setting}")
+    return estimate
+
+# %% ../nbs/00_core.ipynb #98cf8b5a
+def check_disk(estimate: int,      # bytes the work will write
+               path: str | Path,   # where it writes (the nearest existing folder above it is measured)
+               what: str,          # the work, e.g. "writing 100000000 models"
+               setting: str        # what to lower, e.g. "--n"
+               ) -> int:           # the estimate, when it fits
+    "Refuse a write that would not fit on its disk, in one line naming the estimate, the free space and the setting to change."
+    folder = Path(path).absolute()
+    while not folder.exists(): folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if estimate > free:
+        raise HyperrepError(f"{what} needs about {format_bytes(estimate)} of disk but {folder} has {format_bytes(free)} free: lower {setting}")
+    return estimate
+
+# %% ../nbs/00_core.ipynb #1944bdab
+def resident_bytes() -> int:
+    "The process's resident memory now (Linux `/proc/self/statm`; elsewhere its peak so far)."
+    try: return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+
+# %% ../nbs/00_core.ipynb #71404ebe
+class PeakMemory:
+    "Context manager: `peak` is the most memory the block held above its start, in bytes."
+    def __init__(self, device=None,          # cpu: resident memory; cuda: the caching allocator's peak
+                 interval: float = 0.002):   # seconds between samples on cpu
+        self.device, self.interval, self.peak = default_device(device), interval, 0
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device); torch.cuda.reset_peak_memory_stats(self.device)
+            self.start = torch.cuda.memory_allocated(self.device)
+            return self
+        self.start, self.running = resident_bytes(), True
+        self.thread = threading.Thread(target=self._watch, daemon=True); self.thread.start()
+        return self
+
+    def _watch(self):
+        while self.running:
+            self.peak = max(self.peak, resident_bytes() - self.start); time.sleep(self.interval)
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.peak = torch.cuda.max_memory_allocated(self.device) - self.start
+        else:
+            self.running = False; self.thread.join()
+            self.peak = max(self.peak, resident_bytes() - self.start)
 
 # %% ../nbs/00_core.ipynb #b44a10f0
 def _temporary(path: Path) -> tuple[int, str]:
@@ -176,5 +277,16 @@ def load_tensors(path: str | Path,  # `.safetensors` file
     path = Path(path)
     if not path.is_file(): raise HyperrepError(f"missing file {path}: expected a safetensors file")
     try: return load_file(str(path), device=str(device))
+    except Exception as error:
+        raise HyperrepError(f"{path} is not a readable safetensors file ({error})") from error
+
+# %% ../nbs/00_core.ipynb #5154fb76
+def tensor_metadata(path: str | Path  # `.safetensors` file
+                    ) -> dict[str, str]:
+    "The string metadata in a safetensors file's header (empty when it has none), read without its tensors."
+    path = Path(path)
+    if not path.is_file(): raise HyperrepError(f"missing file {path}: expected a safetensors file")
+    try:
+        with safe_open(str(path), framework="pt") as file: return file.metadata() or {}
     except Exception as error:
         raise HyperrepError(f"{path} is not a readable safetensors file ({error})") from error

@@ -4,12 +4,12 @@
 
 # %% ../nbs/11_experiments.ipynb #980005d7
 from __future__ import annotations
-import time
+import json, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from .core import HyperrepError, default_device, save_tensors, load_tensors, write_json, read_json, timed
+from .core import HyperrepError, default_device, save_tensors, load_tensors, tensor_metadata, write_json, read_json, timed
 from .arch import Architecture, Population, score_population, paper_cnn, Conv, Linear, MaxPool, Flatten, Act, Skip
 from .data import Dataset, load_dataset
 from .zoo import Zoo
@@ -22,42 +22,82 @@ from .evaluate import (finetune_like_zoo, random_init_baseline, summarize, ensem
 
 # %% auto #0
 __all__ = ['POPULATION_FORMAT', 'ABLATION_SETTINGS', 'SCALING_CODES', 'SCALING_RECIPES', 'save_population', 'load_population',
-           'transfer_experiment', 'summarize_runs', 'unseen_zoo_experiment', 'unseen_architectures', 'place_weights',
-           'unseen_architecture_experiment', 'training_models', 'judge_bundle', 'training_ablation', 'novelty_figures',
-           'study_row', 'scaling_study', 'bench_sample']
+           'save_population_parts', 'iter_population', 'population_parts', 'transfer_experiment', 'summarize_runs',
+           'unseen_zoo_experiment', 'unseen_architectures', 'place_weights', 'unseen_architecture_experiment',
+           'training_models', 'judge_bundle', 'training_ablation', 'novelty_figures', 'study_row', 'scaling_study',
+           'bench_sample']
 
 # %% ../nbs/11_experiments.ipynb #583ce224
-POPULATION_FORMAT = "hyperrep-population-1"
+POPULATION_FORMAT = "hyperrep-population-2"   # parts; "hyperrep-population-1" (one weights.safetensors) is still read
 
 def save_population(population: Population,  # models to store
                     path: str | Path,        # folder to write (created; an existing population there is replaced)
                     **meta                   # JSON-able facts to keep beside it (sampler, bundle, seed, ...)
                     ) -> Path:
-    "Write a population as safetensors + JSON, atomically file by file, `population.json` last."
-    path = Path(path)
-    save_tensors(path / "weights.safetensors", population.params)
-    write_json(path / "population.json", {"format": POPULATION_FORMAT, "arch": population.arch.to_dict(),
-                                           "table": population.table.to_dict("list"), "meta": meta})
+    "Write a population as one part: safetensors + JSON, atomically file by file, `population.json` last."
+    return save_population_parts([population], path, **meta)
+
+# %% ../nbs/11_experiments.ipynb #a25087e1
+def load_population(path: str | Path,        # folder written by `save_population` or `save_population_parts`
+                    device=None,             # None: cuda when available
+                    part: int | None = None  # read only this part (None: all of them, joined)
+                    ) -> Population:
+    "Read a population folder (or one of its parts), checking its format and that the weights fit the architecture."
+    arch, parts, spec = population_parts(path)
+    if part is None: return Population.concat(list(iter_population(path, device)))
+    if not 0 <= part < len(parts): raise HyperrepError(f"{path} has parts 0 to {len(parts) - 1}, not {part}")
+    return _read_part(arch, parts[part], spec, default_device(device))
+
+# %% ../nbs/11_experiments.ipynb #9269ebf9
+def save_population_parts(parts,                  # populations of one architecture (any iterable: a generator streams)
+                          path: str | Path,       # folder to write (created; an existing population there is replaced)
+                          **meta                  # JSON-able facts to keep beside it
+                          ) -> Path:
+    "Write populations part by part, holding one at a time, then `population.json`."
+    path, names, models, arch = Path(path), [], 0, None
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "population.json").unlink(missing_ok=True)
+    for k, part in enumerate(parts):
+        if arch is not None and part.arch != arch:
+            raise HyperrepError(f"part {k} holds {part.arch.name} models, the parts before it {arch.name}: expected one architecture")
+        arch, name = part.arch, f"part-{k:05d}.safetensors"
+        save_tensors(path / name, part.params, {"table": json.dumps(part.table.to_dict("list"))})
+        names.append(name); models += len(part)
+    if arch is None: raise HyperrepError(f"no models to write to {path}: expected at least one part")
+    for stale in path.glob("part-*.safetensors"):
+        if stale.name not in names: stale.unlink()
+    write_json(path / "population.json", {"format": POPULATION_FORMAT, "arch": arch.to_dict(), "models": models, "parts": names, "meta": meta})
     return path
 
-def load_population(path: str | Path,  # folder written by `save_population`
+# %% ../nbs/11_experiments.ipynb #b7d65619
+def iter_population(path: str | Path,  # a population folder
                     device=None        # None: cuda when available
-                    ) -> Population:
-    "Read a population folder, checking its format and that the weights fit the architecture."
+                    ):
+    "The parts of a stored population, one at a time (memory of one part)."
+    arch, parts, spec = population_parts(path)
+    for file in parts: yield _read_part(arch, file, spec, default_device(device))
+
+def population_parts(path: str | Path  # a population folder
+                     ) -> tuple[Architecture, list[Path], dict]:  # its architecture, part files and population.json
+    "What a population folder holds, checked before anything large is read."
     path = Path(path)
     if not (path / "population.json").is_file():
         raise HyperrepError(f"{path} is not a population folder (no population.json; write one with `hyperrep sample`)")
     spec = read_json(path / "population.json")
-    if spec.get("format") != POPULATION_FORMAT:
+    if spec.get("format") not in (POPULATION_FORMAT, "hyperrep-population-1"):
         raise HyperrepError(f"{path / 'population.json'} has format {spec.get('format')!r}, expected {POPULATION_FORMAT!r}")
-    arch = Architecture.from_dict(spec["arch"])
-    params = load_tensors(path / "weights.safetensors", default_device(device))
-    table = pd.DataFrame(spec["table"])
+    spec.setdefault("models", len(pd.DataFrame(spec.get("table", {}))))   # "hyperrep-population-1" keeps its table here
+    return Architecture.from_dict(spec["arch"]), [path / name for name in spec.get("parts", ["weights.safetensors"])], spec
+
+# %% ../nbs/11_experiments.ipynb #07c769eb
+def _read_part(arch: Architecture, file: Path, spec: dict, device) -> Population:
+    "One part file as a population, its shapes and table checked against the architecture."
+    params = load_tensors(file, device)
+    table = pd.DataFrame(spec["table"] if "table" in spec else json.loads(tensor_metadata(file).get("table", "{}")))
     expected = {name: tuple(shape) for name, shape in arch.param_shapes.items()}
     found = {name: tuple(t.shape[1:]) for name, t in params.items()}
     if found != expected or len({t.shape[0] for t in params.values()}) != 1 or len(table) != next(iter(params.values())).shape[0]:
-        raise HyperrepError(f"{path / 'weights.safetensors'} does not hold {len(table)} models of {arch.name}: "
-                            f"expected per-model shapes {expected}, found {found}")
+        raise HyperrepError(f"{file} does not hold {len(table)} models of {arch.name}: expected per-model shapes {expected}, found {found}")
     return Population(arch, params, table)
 
 # %% ../nbs/11_experiments.ipynb #32144494

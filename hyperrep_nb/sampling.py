@@ -11,13 +11,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
-from .core import HyperrepError, default_device, keep_torch_threads
+from .core import HyperrepError, default_device, keep_torch_threads, available_memory, check_memory, MEMORY_HEADROOM
 from .arch import Population
 
 # %% auto #0
-__all__ = ['SAMPLERS', 'Sampler', 'make_sampler', 'fit_sampler', 'sample_population', 'random_tensor', 'select_anchors',
-           'UniformSampler', 'silverman_bandwidth', 'KDESampler', 'CounterfactualSampler', 'NeighborhoodSampler',
-           'gan_networks', 'GANSampler', 'nearest_anchor_distance', 'near_copy_fraction']
+__all__ = ['SAMPLERS', 'DECODE_BATCH', 'Sampler', 'make_sampler', 'fit_sampler', 'sample_population', 'sample_memory',
+           'part_size', 'sample_parts', 'random_tensor', 'check_count', 'select_anchors', 'UniformSampler',
+           'silverman_bandwidth', 'KDESampler', 'CounterfactualSampler', 'NeighborhoodSampler', 'gan_networks',
+           'GANSampler', 'nearest_anchor_distance', 'near_copy_fraction']
 
 # %% ../nbs/08_sampling.ipynb #79615d7e
 class Sampler:
@@ -49,8 +50,7 @@ class Sampler:
                ) -> torch.Tensor:                          # [n, D]
         "Draw `n` new embeddings in one batch."
         if self.anchors is None: raise HyperrepError(f"{self.name}: call fit(anchors) before sample")
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise HyperrepError(f"n={n!r}: expected a positive number of samples")
+        check_count(n)
         return self._sample(int(n), generator, default_device(device))
 
     def _fit(self, anchors: torch.Tensor): "Method-specific fitting (the anchors are already selected)."
@@ -110,6 +110,52 @@ def sample_population(bundle,                                   # a `HyperRepres
     table = pd.DataFrame({"sampler": sampler.name, "seed": first_seed + np.arange(n), "z_index": np.arange(n)})
     return bundle.decode(z, table).to(device)
 
+# %% ../nbs/08_sampling.ipynb #be8435ae
+def sample_memory(bundle,   # a `HyperRepresentation`
+                  n: int    # models sampled and decoded at once
+                  ) -> int: # bytes at the peak
+    "Peak memory that sampling, decoding and saving `n` models adds (see above)."
+    config, layout = bundle.config, bundle.layout
+    tokens = layout.n_tokens * layout.max_width
+    per_model = 4 * (bundle.embeddings.shape[1] + 2 * tokens + 3 * bundle.arch.n_params)
+    decoder = DECODE_BATCH * layout.n_tokens * (4 * config.d_token + config.d_hidden + config.heads * layout.n_tokens) * 4 * 2
+    return n * per_model + decoder
+
+# %% ../nbs/08_sampling.ipynb #908f042c
+DECODE_BATCH = 512   # embeddings per decoder pass (`decode_tokens`)
+
+def part_size(bundle,                     # a `HyperRepresentation`
+              n: int,                     # models wanted in all
+              wanted: int | None = None,  # models per part (None: at most 10,000, fewer when memory is short)
+              device=None                 # where the parts are made (None: the bundle's device)
+              ) -> int:
+    "Models per part: `wanted`, or the most (up to 10,000) that fit in memory; refused in one line when one part does not fit."
+    device = bundle.device if device is None else default_device(device)
+    if wanted is None:
+        per_model = sample_memory(bundle, 1) - sample_memory(bundle, 0)
+        fit = int((MEMORY_HEADROOM * available_memory(device) - sample_memory(bundle, 0)) // per_model)
+        wanted = max(1, min(10_000, fit))
+    size = min(n, wanted)
+    check_memory(sample_memory(bundle, size), f"sampling {size} models of {bundle.arch.name} at once", "--part-size", device)
+    return size
+
+# %% ../nbs/08_sampling.ipynb #dc7b2884
+def sample_parts(bundle,                         # a `HyperRepresentation`
+                 sampler: Sampler,               # a fitted sampler of the bundle's dimension
+                 n: int,                         # models to generate in all
+                 size: int | None = None,        # models per part (None: `part_size`'s choice)
+                 generator: torch.Generator | None = None, # randomness, used through all parts in turn
+                 device=None,                    # where the parts live (None: the bundle's device)
+                 first_seed: int = 10_000_000    # seed column of the first model
+                 ):
+    "`n` new models as a sequence of populations of at most `size` models (see above)."
+    n = check_count(n)
+    size = part_size(bundle, n, size, device)
+    for start in range(0, n, size):
+        part = sample_population(bundle, sampler, min(size, n - start), generator, device, first_seed + start)
+        part.table["z_index"] += start
+        yield part
+
 # %% ../nbs/08_sampling.ipynb #7e704bc4
 def random_tensor(kind: str,                          # "rand", "randn" or "randint"
                   shape: tuple,                       # output shape
@@ -125,6 +171,13 @@ def random_tensor(kind: str,                          # "rand", "randn" or "rand
     return values.to(device)
 
 # %% ../nbs/08_sampling.ipynb #028f8a4a
+def check_count(n  # a number of samples or models
+                ) -> int:
+    "`n` as an int, refused in one line unless it is a positive whole number."
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise HyperrepError(f"n={n!r}: expected a positive number of samples")
+    return int(n)
+
 def _check_top(top) -> float | None:
     "`top` as a float in (0, 1], or None."
     if top is None: return None

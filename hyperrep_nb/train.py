@@ -18,7 +18,7 @@ from sklearn.linear_model import RidgeCV
 from sklearn.metrics import r2_score
 from tqdm.auto import tqdm
 from fastcore.basics import patch
-from .core import HyperrepError, default_device, meta_dataset_name, write_json, read_json, save_tensors, load_tensors, timed, count_flops, matmul_flops_per_s
+from .core import HyperrepError, default_device, meta_dataset_name, write_json, read_json, save_tensors, load_tensors, timed, count_flops, matmul_flops_per_s, check_memory
 from .arch import Architecture, Population, score_population, population_forward
 from .data import Dataset, save_dataset, dataset_for
 from .zoo import Zoo
@@ -29,9 +29,9 @@ from .model import AEConfig, ae_config, HyperAutoencoder, ProjectionHead, hyper_
 
 # %% auto #0
 __all__ = ['BUNDLE_FORMAT', 'MAX_GRAD_NORM', 'zoo_samples', 'layer_sigmas', 'reconstruction_r2', 'encode_tokens', 'decode_tokens',
-           'embed_tokens', 'behaviour_loss', 'Trainer', 'LossModule', 'gather_rows', 'linear_code_yardstick',
-           'property_probe', 'split_quality', 'interpolation_accuracy', 'write_bundle', 'distributed', 'train_hyperrep',
-           'HyperRepresentation', 'split_lines', 'describe_bundle', 'bench_ae']
+           'embed_tokens', 'behaviour_loss', 'autoencoder_memory', 'Trainer', 'LossModule', 'gather_rows',
+           'linear_code_yardstick', 'property_probe', 'split_quality', 'interpolation_accuracy', 'write_bundle',
+           'distributed', 'train_hyperrep', 'HyperRepresentation', 'split_lines', 'describe_bundle', 'bench_ae']
 
 # %% ../nbs/07_train.ipynb #9d53b545
 def zoo_samples(zoo: Zoo,                    # the zoo to learn from
@@ -140,6 +140,23 @@ def behaviour_loss(arch: Architecture,      # the architecture of the decoded mo
     if kind == "l2": return (logits.softmax(-1) - reference.softmax(-1)).square().sum(-1).mean()
     raise HyperrepError(f"behaviour loss {kind!r}: expected 'kl' or 'l2'")
 
+# %% ../nbs/07_train.ipynb #8a62b473
+def autoencoder_memory(arch: Architecture,   # the zoo's architecture
+                       config: AEConfig,     # the autoencoder and its training
+                       samples: int          # token sequences in the window (models x epochs)
+                       ) -> int:             # bytes at the peak
+    "Peak memory that training a hyper-representation adds (see above)."
+    layout = TokenLayout(arch)
+    with torch.device("meta"):
+        model = HyperAutoencoder(layout.widths, config)
+        weights = sum(p.numel() for p in [*model.parameters(), *ProjectionHead.from_config(config, model.code_size).parameters()])
+    tokens = layout.n_tokens * layout.max_width
+    per_token = 10 * config.d_token + 2 * config.d_hidden + 2 * config.heads * layout.n_tokens
+    activations = 2 * config.batch_size * layout.n_tokens * per_token * 2 * config.layers
+    per_image = sum(math.prod(shape) for shape in arch.shapes)
+    behaviour = 2 * config.batch_size * config.behaviour_queries * per_image * 3 if config.behaviour > 0 else 0
+    return 4 * (3 * samples * tokens + 4 * weights + activations + behaviour)
+
 # %% ../nbs/07_train.ipynb #da88c5f2
 class Trainer:
     "Trains a hyper-representation on a zoo, with checkpoints, resume and validation metrics."
@@ -155,6 +172,9 @@ class Trainer:
         self.out, self.config, self.window, self.seed = Path(out), config, tuple(window), seed
         self.device = default_device(device)
         self.eval_every = eval_every or max(1, config.epochs // 40)
+        samples = len(self.zoo) * (self.window[1] - self.window[0] + 1)
+        check_memory(autoencoder_memory(self.zoo.arch, config, samples), f"training an autoencoder on {samples} models of {self.zoo.arch.name}",
+                     "--batch-size, the window or the zoo's size", self.device)
         self.layout, self.tokens, self.table = zoo_samples(self.zoo, self.window, self.device)
         split = self.table["split"].to_numpy()
         self.rows = {s: torch.as_tensor(np.flatnonzero(split == s), device=self.device) for s in ("train", "val", "test")}

@@ -13,16 +13,16 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from fastcore.basics import patch
-from .core import HyperrepError, default_device, meta_dataset_name, write_json, read_json, save_tensors, load_tensors, timed, count_flops, matmul_flops_per_s
-from .arch import Architecture, Population, paper_cnn, population_forward, score_population, ACTIVATIONS, INIT_SCHEMES
+from .core import HyperrepError, default_device, meta_dataset_name, write_json, read_json, save_tensors, load_tensors, timed, count_flops, matmul_flops_per_s, available_memory, check_memory, format_bytes, MEMORY_HEADROOM
+from .arch import Architecture, Population, paper_cnn, mlp, SCORING_BUDGET, population_forward, score_population, ACTIVATIONS, INIT_SCHEMES
 from .data import Dataset, load_dataset, split_shift, save_dataset, read_dataset, dataset_for
 
 # %% auto #0
 __all__ = ['ZOO_PRESETS', 'ZOO_FORMAT', 'METRICS', 'ZooConfig', 'zoo_config', 'dataset_channels', 'zoo_architecture',
            'check_architecture_fits', 'model_splits', 'epoch_order', 'epoch_metrics', 'fit_population', 'Zoo',
-           'write_zoo_epoch', 'train_zoo', 'existing_zoo', 'zoo_dataset', 'zoo_meta', 'shard_blocks', 'ray_session',
-           'train_shard', 'merge_shards', 'train_zoo_on_ray', 'shard_config', 'bench_zoo_ray', 'describe_zoo',
-           'bench_zoo_train', 'bench_zoo_eval']
+           'write_zoo_epoch', 'train_zoo', 'existing_zoo', 'zoo_dataset', 'zoo_meta', 'zoo_memory', 'zoo_chunk_size',
+           'shard_blocks', 'ray_session', 'train_shard', 'merge_shards', 'train_zoo_on_ray', 'shard_config',
+           'bench_zoo_ray', 'describe_zoo', 'bench_zoo_train', 'bench_zoo_eval']
 
 # %% ../nbs/03_zoo.ipynb #7cb4b088
 @dataclass
@@ -159,6 +159,11 @@ def _adam_state(optimizer, params) -> dict[str, torch.Tensor]:
     state["step"] = torch.as_tensor(step, dtype=torch.float32).reshape(1).expand(next(iter(params.values())).shape[0]).clone()
     return state
 
+def _fresh_adam_state(params: dict[str, torch.Tensor], models: int) -> dict[str, torch.Tensor]:
+    "Adam before its first step (zero moments, step 0), in the layout of `_adam_state`."
+    state = {f"{name}.{moment}": torch.zeros_like(p) for name, p in params.items() for moment in ("exp_avg", "exp_avg_sq")}
+    return {**state, "step": torch.zeros(models, device=next(iter(params.values())).device)}
+
 def _load_adam_state(optimizer, params, state: dict[str, torch.Tensor]):
     "Put saved Adam moments (for this chunk's models) back into `optimizer`."
     for name, p in params.items():
@@ -191,22 +196,20 @@ def fit_population(population: Population,        # models to train (their param
     seeds = population.table["seed"].to_numpy()
     steps = math.ceil(n / batch_size)
     params = {k: v.detach().clone() for k, v in population.params.items()}
-    state = {k: v.to(device) for k, v in optimizer_state.items()} if optimizer_state else None
+    state = {k: v.to(device).clone() for k, v in optimizer_state.items()} if optimizer_state else _fresh_adam_state(params, models)
     bar = tqdm(total=(epochs - start_epoch) * steps * models, disable=not progress, unit="model-step", leave=False)
     for epoch in range(start_epoch + 1, epochs + 1):
         orders = torch.stack([epoch_order(s, epoch, n) for s in seeds]).to(device)
-        new_state = {}
         for m0 in range(0, models, chunk_size):
             chunk = {k: v[m0:m0 + chunk_size].clone().requires_grad_() for k, v in params.items()}
             optimizer = torch.optim.Adam(chunk.values(), lr=lr, weight_decay=weight_decay, foreach=True)
-            if state is not None: _load_adam_state(optimizer, chunk, {k: v[m0:m0 + chunk_size] for k, v in state.items()})
+            _load_adam_state(optimizer, chunk, {k: v[m0:m0 + chunk_size] for k, v in state.items()})
             for step in range(steps):
                 index = orders[m0:m0 + chunk_size, step * batch_size:(step + 1) * batch_size]
                 _chunk_step(arch, chunk, optimizer, x[index], y[index])
                 bar.update(index.shape[0])
             for k, v in chunk.items(): params[k][m0:m0 + chunk_size] = v.detach()
-            for k, v in _adam_state(optimizer, chunk).items(): new_state.setdefault(k, []).append(v)
-        state = {k: torch.cat(v) for k, v in new_state.items()}
+            for k, v in _adam_state(optimizer, chunk).items(): state[k][m0:m0 + chunk_size] = v
         trained = Population(arch, params, population.table)
         metrics = epoch_metrics(trained, dataset)
         bar.set_postfix(epoch=epoch, test_acc=f"{metrics['test_accuracy'].mean():.3f}")
@@ -325,6 +328,7 @@ def train_zoo(config: ZooConfig,                 # what to train (see `zoo_confi
     if ray is not None: return train_zoo_on_ray(config, out, ray, shards, data_root, chunk_size, progress, until, dataset)
     out, device = Path(out), default_device(device)
     arch, zoo = zoo_architecture(config), existing_zoo(out, config)
+    chunk_size = zoo_chunk_size(arch, config.models, config.batch_size, device, chunk_size)
     dataset = zoo_dataset(config, arch, out, data_root, device, dataset)
     meta = zoo_meta(config, arch, dataset.name)
     table = pd.DataFrame(meta["models"])
@@ -372,6 +376,34 @@ def zoo_meta(config: ZooConfig, arch: Architecture, dataset_name: str) -> dict:
     seeds = list(range(config.first_seed, config.first_seed + config.models))
     table = pd.DataFrame({"seed": seeds, "split": model_splits(config.models, config.split_seed)})
     return {"format": ZOO_FORMAT, "config": config.to_dict(), "arch": arch.to_dict(), "dataset": dataset_name, "models": table.to_dict("list")}
+
+# %% ../nbs/03_zoo.ipynb #7ff41f8c
+def zoo_memory(arch: Architecture,   # every model's architecture
+               models: int,          # population size
+               chunk_size: int,      # models trained together
+               batch_size: int       # images per step and model
+               ) -> int:             # bytes at the peak
+    "Peak memory that training a zoo adds (see above)."
+    weights, chunk = 4 * arch.n_params, min(models, chunk_size)
+    per_image = 4 * sum(math.prod(shape) for shape in arch.shapes)
+    training = chunk * (4 * weights + 3 * batch_size * per_image)
+    return 6 * models * weights + training + SCORING_BUDGET["cpu"] * per_image
+
+# %% ../nbs/03_zoo.ipynb #32b59d77
+def zoo_chunk_size(arch: Architecture, models: int, batch_size: int,
+                   device=None,                   # where the zoo trains
+                   chunk_size: int | None = None  # wanted (None: 64 on cpu, all models on cuda)
+                   ) -> int:                      # the wanted chunk size, or the largest power-of-two share of it that fits
+    "Models to train together: the wanted number when the zoo fits the memory, fewer when only that fits, else a one-line refusal."
+    device = default_device(device)
+    chunk, budget = min(models, chunk_size or (models if device.type == "cuda" else 64)), MEMORY_HEADROOM * available_memory(device)
+    while chunk > 1 and zoo_memory(arch, models, chunk, batch_size) > budget: chunk //= 2
+    per_model, fixed = 6 * 4 * arch.n_params, zoo_memory(arch, 1, 1, batch_size) - 6 * 4 * arch.n_params
+    setting = (f"--models (at most {int((budget - fixed) // per_model)} fit)" if fixed + per_model <= budget
+               else "the architecture's size (one model alone does not fit)")
+    check_memory(zoo_memory(arch, models, chunk, batch_size), f"training {models} models of {arch.name} ({arch.n_params:,} parameters each)",
+                 setting, device)
+    return chunk
 
 # %% ../nbs/03_zoo.ipynb #ef79bfa4
 def shard_blocks(models: int,                  # population size
@@ -448,6 +480,9 @@ def train_zoo_on_ray(config: ZooConfig, out: str | Path,
     meta, target = zoo_meta(config, arch, data.name), min(config.epochs, until if until is not None else config.epochs)
     if zoo is not None and zoo.last_epoch >= target: return zoo
     blocks = shard_blocks(config.models, shards, chunk_size)
+    if address == "local":   # the shards train side by side on this machine (a cluster's workers check their own memory)
+        check_memory(sum(zoo_memory(arch, len(block), chunk_size or 64, config.batch_size) for block in blocks),
+                     f"training {config.models} models of {arch.name} as {len(blocks)} shards side by side", "--models or --shards")
     folders = [out / "shards" / f"{k:03d}" for k in range(len(blocks))]
     stored = str(out / "dataset") if (out / "dataset" / "dataset.json").exists() else None
     with ray_session(address) as ray:

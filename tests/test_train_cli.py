@@ -1,9 +1,9 @@
 """`hyperrep train` / `info` / `bench ae` end to end on a tiny zoo."""
-import json
+import json, sys
 
 import pytest
 
-from helpers import run
+from helpers import HYPERREP, run, run_measured
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def bundle(zoo, tmp_path_factory):
 def test_sample_then_evaluate(zoo, bundle, tmp_path):
     record = json.loads(run("sample", "--bundle", str(bundle), "--n", "6", "--out", str(tmp_path / "pop")).stdout)
     assert record["n"] == 6 and record["sampler"] == "S_KDE30" and 0 <= record["test_accuracy_mean"] <= 1
-    assert (tmp_path / "pop" / "weights.safetensors").is_file() and (tmp_path / "pop" / "population.json").is_file()
+    assert (tmp_path / "pop" / "part-00000.safetensors").is_file() and (tmp_path / "pop" / "population.json").is_file()
     result = json.loads(run("evaluate", str(tmp_path / "pop"), "--zoo", str(zoo), "--window", "2", "3",
                             "--finetune-epochs", "1", "--out", str(tmp_path / "eval.json")).stdout)
     assert set(result["epochs"]) == {"0", "1"} and result["epochs"]["0"]["n"] == 6
@@ -76,7 +76,7 @@ def test_sample_then_evaluate(zoo, bundle, tmp_path):
     assert result["novelty"]["distance_raw_mean"] > 0 and 0 <= result["novelty"]["max_iou_mean"] <= 1
     assert json.loads((tmp_path / "eval.json").read_text()) == result
     run("sample", "--bundle", str(bundle), "--n", "6", "--out", str(tmp_path / "again"))   # same seed, same models
-    assert (tmp_path / "pop" / "weights.safetensors").read_bytes() == (tmp_path / "again" / "weights.safetensors").read_bytes()
+    assert (tmp_path / "pop" / "part-00000.safetensors").read_bytes() == (tmp_path / "again" / "part-00000.safetensors").read_bytes()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -90,6 +90,48 @@ def test_sample_and_evaluate_errors(bundle, tmp_path, args, message):
     *stages, error = result.stderr.splitlines()   # `sample` announces its stages; the one that fails ends with "failed"
     assert result.returncode == 2 and error.startswith("error: ") and message in error and "Traceback" not in result.stderr, result.stderr
     assert all(line.endswith((" s", " failed")) for line in stages), stages
+    assert not (tmp_path / "p").exists()
+
+
+SAMPLE_CHILD = """
+import json, sys, tempfile, torch
+from hyperrep_nb.core import resident_bytes
+from hyperrep_nb.train import HyperRepresentation
+from hyperrep_nb.sampling import fit_sampler, sample_population, sample_memory
+from hyperrep_nb.experiments import save_population
+bundle, n = HyperRepresentation(sys.argv[1], "cpu"), int(sys.argv[2])
+sampler = fit_sampler("S_KDE30", bundle)
+start = resident_bytes()
+save_population(sample_population(bundle, sampler, n, torch.Generator().manual_seed(0)), tempfile.mkdtemp())
+print(json.dumps({"start": start, "estimate": sample_memory(bundle, n)}))
+"""
+
+
+@pytest.mark.parametrize("n", [2000, 6000])
+def test_sample_memory_estimate_is_within_2x_of_the_measured_peak(bundle, n):
+    stdout, peak = run_measured(sys.executable, "-c", SAMPLE_CHILD, str(bundle), str(n))
+    record = json.loads(stdout)
+    measured = peak - record["start"]
+    assert measured / 2 <= record["estimate"] <= 2 * measured, (record, measured)
+
+
+def test_sample_streams_in_parts_with_flat_memory(bundle, tmp_path):
+    peaks = {}
+    for n in (1000, 5000):
+        stdout, peaks[n] = run_measured(HYPERREP, "sample", "--bundle", str(bundle), "--n", str(n), "--part-size", "1000",
+                                        "--scored", "100", "--quiet", "--out", str(tmp_path / str(n)))
+        record = json.loads(stdout)
+        assert record["n"] == n and record["parts"] == n // 1000 and record["scored"] == 100
+    assert peaks[5000] < peaks[1000] + 50e6, peaks   # five parts cost what one does (one part is about 110 MB)
+    with_parts = json.loads((tmp_path / "5000" / "population.json").read_text())
+    assert with_parts["models"] == 5000 and len(with_parts["parts"]) == 5
+    result = json.loads(run("evaluate", str(tmp_path / "5000"), "--part", "4", "--quiet").stdout)
+    assert result["n"] == 1000
+
+
+def test_sampling_more_models_than_the_disk_holds_is_refused_in_one_line(bundle, tmp_path):
+    result = run("sample", "--bundle", str(bundle), "--n", str(10**13), "--quiet", "--out", str(tmp_path / "p"), check=False)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "of disk but" in result.stderr and "lower --n" in result.stderr, result.stderr
     assert not (tmp_path / "p").exists()
 
 
