@@ -179,15 +179,22 @@ def _add_demo(commands):
     demo.add_argument("--ae-epochs", type=int, help="autoencoder epochs (default: the cpu preset's)")
     demo.add_argument("--latent", choices=["cls", "tokens", "tokens_scaled"], help="the autoencoders' code (default: the cpu preset's)")
     demo.add_argument("--d-z", type=int, help="size of z, or of each (widest) token's latent (default: the cpu preset's)")
+    demo.add_argument("--samplers", help="evaluations 4-6 sample with these, comma-separated, the first tested against the baselines "
+                                         "(default: S_KDE30_joint,S_KDE30)")
     demo.add_argument("--device"); demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(run=_cmd_demo)
 
 def _cmd_demo(args):
     "Run the whole method on digits."
     from hyperrep_nb.demo import run_demo
+    from hyperrep_nb.sampling import SAMPLERS
+    from hyperrep_nb.experiments import EVALUATION_SAMPLERS
     code = {k: v for k, v in {"latent": args.latent, "d_z": args.d_z}.items() if v is not None}
+    samplers = tuple(args.samplers.split(",")) if args.samplers else EVALUATION_SAMPLERS
+    unknown = [s for s in samplers if s not in SAMPLERS]
+    if unknown: raise HyperrepError(f"unknown samplers {unknown} in --samplers: expected some of {', '.join(SAMPLERS)}")
     run_demo(args.out, args.n, args.finetune_epochs, args.device, zoo_models=args.zoo_models, ae_epochs=args.ae_epochs,
-             full=args.full, progress=not args.quiet, code=code or None)
+             full=args.full, progress=not args.quiet, code=code or None, samplers=samplers)
 
 # %% ../nbs/90_cli.ipynb #509819ca
 def _add_sample(commands):

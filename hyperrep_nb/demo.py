@@ -19,7 +19,7 @@ from .model import AEConfig, ae_config
 from .train import train_hyperrep, HyperRepresentation
 from .sampling import SAMPLERS, fit_sampler, sample_population
 from .experiments import (transfer_experiment, unseen_zoo_experiment, unseen_architecture_experiment, summarize_runs,
-                                     training_models)
+                                     summarize_steps, compare_runs, training_models, EVALUATION_SAMPLERS)
 from .evaluate import (finetune_like_zoo, random_init_baseline, ensemble_accuracy, summarize, compare, novelty_report, noise_baseline,
                                   average_baseline, gaussian_baseline, latent_noise_baseline, beats_noise_share,
                                   chance_ceiling, diversity_report, reference_distances, NOISE_SCALES)
@@ -30,9 +30,11 @@ __all__ = ['FULL_EVALUATIONS', 'generated_populations', 'train_autoencoders', 'r
 
 # %% ../nbs/10_demo.ipynb #c3efa6f7
 def _population_stats(accuracies: pd.DataFrame) -> dict:
-    "`{epoch: summarize(accuracies)}` from a long table with epoch and test_accuracy."
-    return {str(int(epoch)): summarize(group["test_accuracy"].to_numpy())
-            for epoch, group in accuracies.groupby("epoch")}
+    "`{'epochs': {epoch: summarize(...)}}` from a long table with epoch and test_accuracy, and `'steps'` when it has steps."
+    stats = {"epochs": {str(int(epoch)): summarize(group["test_accuracy"].to_numpy()) for epoch, group in accuracies.groupby("epoch")}}
+    if "step" in accuracies and accuracies["step"].nunique() > 1:
+        stats["steps"] = {str(int(step)): summarize(group["test_accuracy"].to_numpy()) for step, group in accuracies.groupby("step")}
+    return stats
 
 def _zoo_trajectory(zoo: Zoo, epochs: int) -> pd.DataFrame:
     "The zoo's own test accuracy per epoch (test-split models), in the long format of `finetune`."
@@ -109,7 +111,8 @@ def run_demo(out: str | Path = "demo_out",   # output folder (resumed when rerun
              gan_epochs: int | None = None,  # override the latent GAN's epochs (None: its default)
              full: bool = False,             # also `FULL_EVALUATIONS`: transfer, an unseen zoo, unseen architectures (evals 4-6)
              progress: bool = True,          # progress bars and stage lines
-             code: dict | None = None        # the autoencoders' code, e.g. `{"latent": "tokens_scaled", "d_z": 64}` (None: the cpu preset's)
+             code: dict | None = None,       # the autoencoders' code, e.g. `{"latent": "tokens_scaled", "d_z": 64}` (None: the cpu preset's)
+             samplers: tuple = EVALUATION_SAMPLERS  # evaluations 4-6 sample with these (the first is tested against the baselines)
              ) -> dict:
     "Run the whole method on digits; write results.json and report.html; return the results. A rerun reuses every finished stage."
     out, device = Path(out), default_device(device)
@@ -123,7 +126,7 @@ def run_demo(out: str | Path = "demo_out",   # output folder (resumed when rerun
     bundles = train_autoencoders(zoo, out, configs, window, device, progress)
     bundle, baseline = bundles["hyperrep"], bundles["baseline"]
     autoencoders_s = round(time.perf_counter() - ae_started, 1)
-    saved, settings = out / "results.json", _demo_settings(n, finetune_epochs, device, zoo, ae_epochs, gan_epochs, code)
+    saved, settings = out / "results.json", _demo_settings(n, finetune_epochs, device, zoo, ae_epochs, gan_epochs, code, samplers)
     if saved.exists():
         results = read_json(saved)
         _check_settings(saved, results["settings"], settings)
@@ -136,17 +139,18 @@ def run_demo(out: str | Path = "demo_out",   # output folder (resumed when rerun
         if key in results: continue
         began = time.perf_counter()
         with stage(f"{key}: {evaluation.__doc__.split(':')[0].lower()}", quiet=not progress):
-            results[key] = evaluation(out, bundle, baseline, zoo, n, max(1, finetune_epochs), device, progress)
+            results[key] = evaluation(out, bundle, baseline, zoo, n, max(1, finetune_epochs), device, progress, tuple(samplers))
         results["timings"][f"{key}_s"] = round(time.perf_counter() - began, 1)
         write_json(saved, results)
     print(results_table(results))
     return results
 
 # %% ../nbs/10_demo.ipynb #d50c3d88
-def _demo_settings(n, finetune_epochs, device, zoo: Zoo, ae_epochs, gan_epochs, code) -> dict:
+def _demo_settings(n, finetune_epochs, device, zoo: Zoo, ae_epochs, gan_epochs, code, samplers=EVALUATION_SAMPLERS) -> dict:
     "What a demo's results depend on (JSON-able), to refuse reusing results of other settings."
     return {"n": n, "finetune_epochs": finetune_epochs, "device": str(device), "zoo": zoo.config,
-            "ae_epochs": ae_epochs, "gan_epochs": gan_epochs, **({"code": code} if code else {})}
+            "ae_epochs": ae_epochs, "gan_epochs": gan_epochs, **({"code": code} if code else {}),
+            **({"samplers": list(samplers)} if tuple(samplers) != EVALUATION_SAMPLERS else {})}
 
 def _check_settings(path: Path, saved: dict, wanted: dict):
     "A clear error when saved results were made with other settings (the device may differ)."
@@ -196,7 +200,7 @@ def _core_results(out: Path, bundle, baseline, zoo: Zoo, n: int, finetune_epochs
     diversity = {name: diversity_report(populations[name], dataset, generator=torch.Generator().manual_seed(0))
                  for name in bar([n for n in [*tuned, "reconstructed", "training"] if n in populations], "diversity", "population")}
     timings["diversity_s"] = round(time.perf_counter() - stage, 1)
-    results = {"populations": {name: {"epochs": _population_stats(table)} for name, table in accuracies.items()},
+    results = {"populations": {name: _population_stats(table) for name, table in accuracies.items()},
                "tests": _tests(accuracies), "ensembles": ensembles, "novelty": novelty, "diversity": diversity,
                "chance_ceiling": above,
                "hyperrep": {"lwln": _bundle_metrics(bundle), "plain_mse": _bundle_metrics(baseline)}, "timings": timings}
@@ -221,34 +225,35 @@ def _tests(accuracies: dict) -> dict:
         reference = accuracies[sampler]
         for name, table in accuracies.items():
             if name == sampler: continue
-            for epoch in sorted(set(reference["epoch"]) & set(table["epoch"])):
+            for epoch in sorted(set(reference["epoch"].dropna()) & set(table["epoch"].dropna())):
                 a = reference.loc[reference["epoch"] == epoch, "test_accuracy"].to_numpy()
                 b = table.loc[table["epoch"] == epoch, "test_accuracy"].to_numpy()
                 tests.setdefault(f"{sampler} vs {name}", {})[str(int(epoch))] = compare(a, b)
     return tests
 
 # %% ../nbs/10_demo.ipynb #dc174f3f
-def _transfer(out: Path, bundle, baseline, zoo: Zoo, n: int, epochs: int, device, progress: bool) -> dict:
-    "Evaluation 4: S_KDE30, B_T, B_F and B_KDE30 fine-tuned on inverted digits, with tests at the last epoch."
+def _transfer(out: Path, bundle, baseline, zoo: Zoo, n: int, epochs: int, device, progress: bool, samplers: tuple) -> dict:
+    "Evaluation 4: the samplers' populations, B_T, B_F and B_KDE30 fine-tuned on inverted digits, the best sampler tested step by step."
     target = load_dataset("digits_inverted", device=device)
-    runs = transfer_experiment(bundle, zoo, target, n, epochs, baseline, device=device)
-    final = lambda name: runs[name].query(f"epoch == {epochs}")["test_accuracy"]
-    return {"target": target.name, "epochs": epochs, "populations": summarize_runs(runs),
-            "tests": {name: compare(final("S_KDE30"), final(name)) for name in runs if name != "S_KDE30"}}
+    runs = transfer_experiment(bundle, zoo, target, n, epochs, baseline, device=device, samplers=samplers)
+    return {"target": target.name, "epochs": epochs, "samplers": list(samplers), "populations": summarize_runs(runs),
+            "steps": summarize_steps(runs), "tests": compare_runs(runs, samplers[0])}
 
-def _unseen_zoo(out: Path, bundle, baseline, zoo: Zoo, n: int, epochs: int, device, progress: bool) -> dict:
+def _unseen_zoo(out: Path, bundle, baseline, zoo: Zoo, n: int, epochs: int, device, progress: bool, samplers: tuple) -> dict:
     "Evaluation 5: a zoo of inverted digits the autoencoder never saw (trained here, resumable), encoded, sampled, decoded."
     config = zoo_config("digits", dataset="digits_inverted", models=min(len(zoo), 30), epochs=zoo.config["epochs"], first_seed=5000)
-    return unseen_zoo_experiment(bundle, train_zoo(config, out / "unseen_zoo", device=device, progress=progress), n, device=device)
+    unseen = train_zoo(config, out / "unseen_zoo", device=device, progress=progress)
+    return unseen_zoo_experiment(bundle, unseen, n, device=device, samplers=samplers)
 
-def _unseen_architectures(out: Path, bundle, baseline, zoo: Zoo, n: int, epochs: int, device, progress: bool) -> dict:
-    "Evaluation 6: samples placed into three unseen architectures and fine-tuned on inverted digits, against random init."
+def _unseen_architectures(out: Path, bundle, baseline, zoo: Zoo, n: int, epochs: int, device, progress: bool, samplers: tuple) -> dict:
+    "Evaluation 6: samples placed into three unseen architectures and fine-tuned on inverted digits, against random init step by step."
     target = load_dataset("digits_inverted", device=device)
-    runs = unseen_architecture_experiment(bundle, zoo, target, n, epochs, device=device)
-    final = lambda name: runs[name].query(f"epoch == {epochs}")["test_accuracy"]
-    names = [name[:-len(" (gen.)")] for name in runs if name.endswith(" (gen.)")]
-    return {"target": target.name, "epochs": epochs, "populations": summarize_runs(runs),
-            "tests": {name: compare(final(f"{name} (gen.)"), final(f"{name} (r. i.)")) for name in names}}
+    runs = unseen_architecture_experiment(bundle, zoo, target, n, epochs, device=device, samplers=samplers)
+    names = [name[:-len(" (r. i.)")] for name in runs if name.endswith(" (r. i.)")]
+    tests = {}
+    for name in names: tests |= compare_runs(runs, f"{name} ({samplers[0]})", [f"{name} (r. i.)"])
+    return {"target": target.name, "epochs": epochs, "samplers": list(samplers), "populations": summarize_runs(runs),
+            "steps": summarize_steps(runs), "tests": tests}
 
 FULL_EVALUATIONS = {"transfer": _transfer, "unseen_zoo": _unseen_zoo, "unseen_architectures": _unseen_architectures}
 

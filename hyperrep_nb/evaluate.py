@@ -4,6 +4,7 @@
 
 # %% ../nbs/09_evaluate.ipynb #023934c2
 from __future__ import annotations
+import math
 import numpy as np
 import pandas as pd
 import torch
@@ -17,46 +18,57 @@ from .tokens import align_vectors
 from .sampling import random_tensor
 
 # %% auto #0
-__all__ = ['NOISE_SCALES', 'B_T_SEED', 'finetune', 'finetune_like_zoo', 'predictions', 'probabilities', 'misclassified',
-           'ensemble_draws', 'ensemble_accuracy', 'summarize', 'compare', 'nearest_training_distance',
+__all__ = ['FINETUNE_STEPS', 'NOISE_SCALES', 'B_T_SEED', 'finetune', 'finetune_like_zoo', 'predictions', 'probabilities',
+           'misclassified', 'ensemble_draws', 'ensemble_accuracy', 'summarize', 'compare', 'nearest_training_distance',
            'reference_distances', 'error_iou', 'novelty_report', 'agreement', 'pairwise_weight_distance',
            'pairwise_disagreement', 'diversity_report', 'fidelity', 'identification', 'layer_stds', 'noise_baseline',
            'average_baseline', 'gaussian_baseline', 'latent_noise_baseline', 'random_init_baseline', 'chance_ceiling',
            'beats_noise_share']
 
 # %% ../nbs/09_evaluate.ipynb #88653330
+FINETUNE_STEPS = (10, 30, 100)   # optimisation steps recorded within fine-tuning, besides every epoch (a faster start shows here)
+
 def finetune(population: Population,   # models to fine-tune (not modified)
              dataset: Dataset,         # data; accuracy is measured on its test split
              epochs: int,              # epochs of fine-tuning (0: only evaluate)
              lr: float,                # Adam learning rate
              weight_decay: float = 0.0,  # Adam (L2) weight decay
              batch_size: int = 10,     # images per step and model
+             steps: tuple = FINETUNE_STEPS,  # steps recorded besides the epochs (those past the last epoch are left out)
              progress: bool = False    # show a progress bar
-             ) -> pd.DataFrame:        # long format: model, epoch, test_accuracy, test_loss
-    "Test accuracy and loss of every model after every epoch `0..epochs` of batched fine-tuning."
+             ) -> pd.DataFrame:        # long format: model, step, epoch (empty between epochs), test_accuracy, test_loss
+    "Test accuracy and loss of every model after `steps` optimisation steps and every epoch `0..epochs` of batched fine-tuning."
     if epochs < 0: raise HyperrepError(f"epochs={epochs}: expected a number >= 0")
     table = population.table
     if "seed" not in table: table = table.assign(seed=np.arange(len(population)))
-    population = Population(population.arch, population.params, table)
+    population, per_epoch = Population(population.arch, population.params, table), math.ceil(dataset.n_train / batch_size)
     start = score_population(population, dataset.x_test, dataset.y_test)
-    rows = [(0, start["accuracy"], start["loss"])]
-    def record(epoch, trained, metrics, state): rows.append((epoch, metrics["test_accuracy"], metrics["test_loss"]))
+    rows = [(0, 0, start["accuracy"], start["loss"])]
+    between = {s: [torch.zeros(len(population)), torch.zeros(len(population))] for s in steps if 0 < s < epochs * per_epoch and s % per_epoch}
+    def record(epoch, trained, metrics, state): rows.append((epoch * per_epoch, epoch, metrics["test_accuracy"], metrics["test_loss"]))
+    def record_step(step, models, chunk):
+        scores = score_population(chunk, dataset.x_test, dataset.y_test)
+        between[step][0][models], between[step][1][models] = scores["accuracy"], scores["loss"]
     if epochs > 0:
-        fit_population(population, dataset, epochs, lr, weight_decay, batch_size, progress=progress, on_epoch=record)
+        fit_population(population, dataset, epochs, lr, weight_decay, batch_size, progress=progress, on_epoch=record,
+                       at_steps=tuple(between), on_step=record_step)
+    rows = sorted(rows + [(s, math.nan, a, l) for s, (a, l) in between.items()], key=lambda row: row[0])
     models = np.arange(len(population))
-    return pd.DataFrame({"model": np.tile(models, len(rows)), "epoch": np.repeat([r[0] for r in rows], len(models)),
-                         "test_accuracy": torch.cat([r[1] for r in rows]).numpy().astype(float),
-                         "test_loss": torch.cat([r[2] for r in rows]).numpy().astype(float)})
+    return pd.DataFrame({"model": np.tile(models, len(rows)), "step": np.repeat([r[0] for r in rows], len(models)),
+                         "epoch": np.repeat([r[1] for r in rows], len(models)),
+                         "test_accuracy": torch.cat([r[2] for r in rows]).numpy().astype(float),
+                         "test_loss": torch.cat([r[3] for r in rows]).numpy().astype(float)})
 
 # %% ../nbs/09_evaluate.ipynb #1984e07f
 def finetune_like_zoo(population: Population,  # models to fine-tune (not modified)
                       dataset: Dataset,        # data; accuracy is measured on its test split
                       epochs: int,             # epochs of fine-tuning (0: only evaluate)
                       config: dict,            # a zoo's config (`Zoo.config`): its lr, weight_decay and batch_size are used
+                      steps: tuple = FINETUNE_STEPS,  # steps recorded besides the epochs
                       progress: bool = False   # show a progress bar
-                      ) -> pd.DataFrame:       # long format: model, epoch, test_accuracy, test_loss
+                      ) -> pd.DataFrame:       # long format: model, step, epoch, test_accuracy, test_loss
     "`finetune` with the training hyperparameters of a zoo."
-    return finetune(population, dataset, epochs, config["lr"], config["weight_decay"], config["batch_size"], progress=progress)
+    return finetune(population, dataset, epochs, config["lr"], config["weight_decay"], config["batch_size"], steps, progress)
 
 # %% ../nbs/09_evaluate.ipynb #633dd8cd
 @torch.no_grad()

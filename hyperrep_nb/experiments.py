@@ -17,15 +17,15 @@ from .tokens import TokenLayout, detokenize
 from .model import HyperAutoencoder, ae_config
 from .train import decode_tokens, train_hyperrep, HyperRepresentation
 from .sampling import make_sampler, fit_sampler, sample_population
-from .evaluate import (finetune_like_zoo, random_init_baseline, summarize, ensemble_accuracy, diversity_report, novelty_report,
+from .evaluate import (finetune_like_zoo, random_init_baseline, summarize, compare, ensemble_accuracy, diversity_report, novelty_report,
                                   noise_baseline, reference_distances, beats_noise_share, chance_ceiling, NOISE_SCALES)
 
 # %% auto #0
-__all__ = ['POPULATION_FORMAT', 'ABLATION_SETTINGS', 'SCALING_CODES', 'SCALING_RECIPES', 'save_population', 'load_population',
-           'save_population_parts', 'iter_population', 'population_parts', 'transfer_experiment', 'summarize_runs',
-           'unseen_zoo_experiment', 'unseen_architectures', 'place_weights', 'unseen_architecture_experiment',
-           'training_models', 'judge_bundle', 'training_ablation', 'novelty_figures', 'study_row', 'scaling_study',
-           'bench_sample']
+__all__ = ['POPULATION_FORMAT', 'EVALUATION_SAMPLERS', 'ABLATION_SETTINGS', 'SCALING_CODES', 'SCALING_RECIPES', 'save_population',
+           'load_population', 'save_population_parts', 'iter_population', 'population_parts', 'transfer_experiment',
+           'summarize_runs', 'summarize_steps', 'compare_runs', 'unseen_zoo_experiment', 'unseen_architectures',
+           'place_weights', 'unseen_architecture_experiment', 'training_models', 'judge_bundle', 'training_ablation',
+           'novelty_figures', 'study_row', 'scaling_study', 'bench_sample']
 
 # %% ../nbs/11_experiments.ipynb #583ce224
 POPULATION_FORMAT = "hyperrep-population-2"   # parts; "hyperrep-population-1" (one weights.safetensors) is still read
@@ -109,6 +109,8 @@ def _train_models(zoo: Zoo, epoch: int, n: int, device) -> Population:
     rows = np.flatnonzero(population.table["split"].to_numpy() == "train")[:n]
     return population[rows.tolist()]
 
+EVALUATION_SAMPLERS = ("S_KDE30_joint", "S_KDE30")   # the best measured sampler first, the paper's beside it
+
 def transfer_experiment(bundle,                  # `HyperRepresentation` of the source zoo (LWLN)
                         zoo: Zoo,                # the source zoo (for B_F and its training hyperparameters)
                         target: Dataset,         # the target domain
@@ -116,13 +118,14 @@ def transfer_experiment(bundle,                  # `HyperRepresentation` of the 
                         epochs: int = 5,         # fine-tuning epochs on the target
                         baseline=None,           # the plain-MSE bundle: adds B_KDE30
                         seed: int = 0,           # seed of every draw
-                        device=None              # None: cuda when available
-                        ) -> dict[str, pd.DataFrame]:  # population -> long table (model, epoch, test_accuracy, test_loss)
-    "Fine-tune S_KDE30 samples, B_T and B_F on `target`, recording test accuracy after every epoch."
+                        device=None,             # None: cuda when available
+                        samplers: tuple = EVALUATION_SAMPLERS  # samplers of the bundle, each a population
+                        ) -> dict[str, pd.DataFrame]:  # population -> long table (model, step, epoch, test_accuracy, test_loss)
+    "Fine-tune samples of each sampler, B_T and B_F on `target`, recording test accuracy at steps and epochs."
     device, config = default_device(device), zoo.config
-    populations = {"S_KDE30": sample_population(bundle, fit_sampler("S_KDE30", bundle), n, _generator(seed), device),
-                   "B_T": random_init_baseline(zoo.arch, n, config.get("init", "uniform"), device),
-                   "B_F": _train_models(zoo, bundle.meta["window"][1], n, device)}
+    populations = {name: sample_population(bundle, fit_sampler(name, bundle), n, _generator(seed), device) for name in samplers}
+    populations |= {"B_T": random_init_baseline(zoo.arch, n, config.get("init", "uniform"), device),
+                    "B_F": _train_models(zoo, bundle.meta["window"][1], n, device)}
     if baseline is not None:
         populations["B_KDE30"] = sample_population(baseline, fit_sampler("S_KDE30", baseline), n, _generator(seed), device)
     return {name: finetune_like_zoo(population, target, epochs, config)
@@ -134,6 +137,26 @@ def summarize_runs(runs: dict[str, pd.DataFrame]  # population -> long table wit
     "`{population: {epoch: summarize(...)}}` of fine-tuning runs."
     return {name: {str(int(e)): summarize(g["test_accuracy"].to_numpy()) for e, g in table.groupby("epoch")}
             for name, table in runs.items()}
+
+# %% ../nbs/11_experiments.ipynb #f770db0b
+def summarize_steps(runs: dict[str, pd.DataFrame]  # population -> long table with step and test_accuracy
+                    ) -> dict:
+    "`{population: {step: summarize(...)}}` of fine-tuning runs."
+    return {name: {str(int(s)): summarize(g["test_accuracy"].to_numpy()) for s, g in table.groupby("step")}
+            for name, table in runs.items()}
+
+# %% ../nbs/11_experiments.ipynb #802d568f
+def compare_runs(runs: dict[str, pd.DataFrame],  # population -> long table with step and test_accuracy
+                 reference: str,                 # the population put against each other one
+                 others: list[str] | None = None # those it is compared with (None: all the rest)
+                 ) -> dict:                      # "reference vs other" -> {step: `compare(...)`}
+    "`compare` of one population's accuracies against others', at every step both recorded."
+    tests = {}
+    for name in others if others is not None else [n for n in runs if n != reference]:
+        mine, theirs = runs[reference].groupby("step")["test_accuracy"], runs[name].groupby("step")["test_accuracy"]
+        tests[f"{reference} vs {name}"] = {str(int(s)): compare(mine.get_group(s).to_numpy(), theirs.get_group(s).to_numpy())
+                                          for s in sorted(set(mine.groups) & set(theirs.groups))}
+    return tests
 
 # %% ../nbs/11_experiments.ipynb #503a4d8f
 def _single_and_ensembles(population: Population, dataset: Dataset, k: int, seed: int, draws: int = 25) -> dict:
@@ -150,18 +173,18 @@ def unseen_zoo_experiment(bundle,             # `HyperRepresentation` trained on
                           k: int = 5,         # ensemble size
                           seed: int = 0,      # seed of every draw
                           device=None,        # None: cuda when available
-                          data_root=None      # dataset files of the unseen zoo (not needed for digits)
+                          data_root=None,     # dataset files of the unseen zoo (not needed for digits)
+                          samplers: tuple = EVALUATION_SAMPLERS  # samplers fitted to the unseen zoo's embeddings, each a population
                           ) -> dict:
     "Encode an unseen zoo, sample around its embeddings, decode, evaluate on its data; single models and ensembles."
     device = default_device(device)
     dataset = unseen.dataset(data_root, device)
     anchors = unseen.population(bundle.meta["window"][1], device)
-    z = bundle.encode(anchors)
-    sampler = make_sampler("S_KDE30").fit(z, anchors.table["test_accuracy"].to_numpy())
-    populations = {"sampled": bundle.decode(sampler.sample(n, _generator(seed), device)),
-                   "reconstructed": bundle.decode(z, anchors.table), "unseen_zoo": anchors}
+    z, scores = bundle.encode(anchors), anchors.table["test_accuracy"].to_numpy()
+    populations = {name: bundle.decode(make_sampler(name).fit(z, scores).sample(n, _generator(seed), device)) for name in samplers}
+    populations |= {"reconstructed": bundle.decode(z, anchors.table), "unseen_zoo": anchors}
     results = {name: _single_and_ensembles(population, dataset, k, seed) for name, population in populations.items()}
-    return {"source": bundle.meta.get("dataset"), "unseen": unseen.meta.get("dataset"), **results}
+    return {"source": bundle.meta.get("dataset"), "unseen": unseen.meta.get("dataset"), "chance": 1 / dataset.classes, **results}
 
 # %% ../nbs/11_experiments.ipynb #fb7017e7
 def unseen_architectures(channels: int = 1,          # input channels of the zoo's images
@@ -208,16 +231,18 @@ def unseen_architecture_experiment(bundle,           # `HyperRepresentation` of 
                                    n: int = 50,      # models per population
                                    epochs: int = 5,  # fine-tuning epochs
                                    seed: int = 0,    # seed of every draw
-                                   device=None       # None: cuda when available
-                                   ) -> dict[str, pd.DataFrame]:  # "<arch> (r. i.)" / "<arch> (gen.)" -> long table per epoch
-    "S_KDE30 samples placed into architectures the autoencoder never saw, fine-tuned on `target`, against random initialisation."
+                                   device=None,      # None: cuda when available
+                                   samplers: tuple = EVALUATION_SAMPLERS  # samplers whose decoded weights are placed
+                                   ) -> dict[str, pd.DataFrame]:  # "<arch> (r. i.)" / "<arch> (<sampler>)" -> long table
+    "Samples placed into architectures the autoencoder never saw, fine-tuned on `target`, against random initialisation."
     device, config = default_device(device), zoo.config
-    samples = sample_population(bundle, fit_sampler("S_KDE30", bundle), n, _generator(seed), device)
+    samples = {name: sample_population(bundle, fit_sampler(name, bundle), n, _generator(seed), device) for name in samplers}
     runs = {}
     for name, (arch, how) in unseen_architectures(target.channels, config.get("activation", "tanh")).items():
         random = random_init_baseline(arch, n, config.get("init", "uniform"), device)
-        for label, population in ((f"{name} (r. i.)", random), (f"{name} (gen.)", place_weights(samples, random, how))):
-            runs[label] = finetune_like_zoo(population, target, epochs, config)
+        runs[f"{name} (r. i.)"] = finetune_like_zoo(random, target, epochs, config)
+        for sampler, population in samples.items():
+            runs[f"{name} ({sampler})"] = finetune_like_zoo(place_weights(population, random, how), target, epochs, config)
     return runs
 
 # %% ../nbs/11_experiments.ipynb #7d5a326b

@@ -182,6 +182,8 @@ def fit_population(population: Population,        # models to train (their param
                    optimizer_state: dict | None = None,  # Adam state `{name.exp_avg, name.exp_avg_sq, step}` to resume from
                    chunk_size: int | None = None,  # models per chunk (None: 64 on cpu, all on cuda)
                    on_epoch=None,                  # callback(epoch, population, metrics, optimizer_state)
+                   at_steps: tuple = (),           # optimisation steps (counted from epoch 0) after which `on_step` sees each chunk
+                   on_step=None,                   # callback(step, model slice, the chunk's models as a population)
                    progress: bool = True           # show a progress bar
                    ) -> Population:                # the trained population (epoch `epochs`)
     "Train every model of `population` with its own data order and Adam state, all models at once."
@@ -207,6 +209,10 @@ def fit_population(population: Population,        # models to train (their param
             for step in range(steps):
                 index = orders[m0:m0 + chunk_size, step * batch_size:(step + 1) * batch_size]
                 _chunk_step(arch, chunk, optimizer, x[index], y[index])
+                if on_step is not None and (epoch - 1) * steps + step + 1 in at_steps:
+                    models_done = slice(m0, m0 + index.shape[0])
+                    on_step((epoch - 1) * steps + step + 1, models_done,
+                            Population(arch, {k: v.detach() for k, v in chunk.items()}, population.table.iloc[models_done]))
                 bar.update(index.shape[0])
             for k, v in chunk.items(): params[k][m0:m0 + chunk_size] = v.detach()
             for k, v in _adam_state(optimizer, chunk).items(): state[k][m0:m0 + chunk_size] = v
