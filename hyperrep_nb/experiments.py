@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_experiments.ipynb #980005d7
 from __future__ import annotations
-import json, time
+import json, math, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
