@@ -17,7 +17,7 @@ from .core import HyperrepError, default_device
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'INIT_SCHEMES', 'SCORING_BUDGET', 'Conv', 'Linear', 'MaxPool', 'AvgPool', 'Flatten', 'Act', 'Skip',
            'layer_from_dict', 'LayerLayout', 'Architecture', 'paper_cnn', 'mlp', 'init_params', 'population_forward',
-           'Population', 'chunked_logits', 'score_population']
+           'Population', 'split_rows', 'chunked_logits', 'score_population']
 
 # %% ../nbs/02_arch.ipynb #f45d54c3
 @dataclass(frozen=True)
@@ -404,6 +404,27 @@ def __getitem__(self: Population, index) -> "Population":
     if index.dtype == torch.bool: index = index.nonzero().flatten()
     rows = self.table.iloc[index.cpu().numpy()]
     return Population(self.arch, {k: v[index.to(v.device)] for k, v in self.params.items()}, rows)
+
+# %% ../nbs/02_arch.ipynb #205f57fe
+def split_rows(table: pd.DataFrame,  # a table with a `split` column (a zoo's, a bundle's, a population's)
+               name: str             # "train", "val" or "test"
+               ) -> np.ndarray:      # row positions, in order
+    "The rows of one split."
+    if "split" not in table: raise HyperrepError(f"the table has no 'split' column (it has {list(table.columns)}): expected models of a zoo")
+    return np.flatnonzero(table["split"].to_numpy() == name)
+
+@patch
+def split(self: Population, name: str  # "train", "val" or "test"
+          ) -> "Population":
+    "The models of one split, in order."
+    return self[split_rows(self.table, name).tolist()]
+
+# %% ../nbs/02_arch.ipynb #6e48f7fc
+@patch
+def layer_stds(self: Population) -> torch.Tensor:  # `[parameter layers]`
+    "Per parameter layer, the standard deviation of all its weights and biases over the models (paper eq. 2's sigma)."
+    vectors = self.to_vector().float()
+    return torch.stack([vectors[:, l.slice].std() for l in self.arch.layout])
 
 # %% ../nbs/02_arch.ipynb #52cf5e52
 @patch(cls_method=True)

@@ -287,7 +287,7 @@ def _cmd_evaluate(args):
     if zoo is not None:
         first, last = args.window
         seen = zoo.populations(range(first, last + 1), population.device)
-        seen = seen[[i for i, s in enumerate(seen.table["split"]) if s == "train"]]
+        seen = seen.split("train")
         report = novelty_report(population, seen, dataset, "seed")
         result["novelty"] = {"reference": f"{len(seen)} train-split checkpoints of epochs {first}-{last}",
                              **{f"{k}_mean": float(report[k].mean()) for k in ("max_iou", "distance_raw", "distance_aligned", "agreement")}}

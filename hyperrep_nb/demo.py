@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 from .core import HyperrepError, default_device, write_json, read_json, atomic_write_bytes, stage
-from .arch import Population
+from .arch import Population, split_rows
 from .data import load_dataset
 from .zoo import Zoo, zoo_config, train_zoo
 from .model import AEConfig, ae_config
@@ -38,7 +38,7 @@ def _population_stats(accuracies: pd.DataFrame) -> dict:
 
 def _zoo_trajectory(zoo: Zoo, epochs: int) -> pd.DataFrame:
     "The zoo's own test accuracy per epoch (test-split models), in the long format of `finetune`."
-    rows = zoo.table.index[zoo.table["split"] == "test"].to_numpy()
+    rows = split_rows(zoo.table, "test")
     return pd.concat([pd.DataFrame({"model": rows, "epoch": e, "test_accuracy": zoo.metrics["test_accuracy"][e][rows]})
                       for e in range(epochs + 1)])
 
@@ -74,7 +74,7 @@ def generated_populations(bundle: HyperRepresentation,   # the LWLN hyper-repres
     populations["training"] = top
     first = bundle.meta["window"][0]
     seen = zoo.populations(range(first, last + 1), device)
-    populations["seen"] = seen[np.flatnonzero(seen.table["split"].to_numpy() == "train").tolist()]
+    populations["seen"] = seen.split("train")
     return populations, timings
 
 # %% ../nbs/10_demo.ipynb #2ddbeda7

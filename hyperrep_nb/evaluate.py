@@ -21,7 +21,7 @@ from .sampling import random_tensor
 __all__ = ['FINETUNE_STEPS', 'NOISE_SCALES', 'B_T_SEED', 'finetune', 'finetune_like_zoo', 'predictions', 'probabilities',
            'misclassified', 'ensemble_draws', 'ensemble_accuracy', 'summarize', 'compare', 'nearest_training_distance',
            'reference_distances', 'error_iou', 'novelty_report', 'agreement', 'pairwise_weight_distance',
-           'pairwise_disagreement', 'diversity_report', 'fidelity', 'identification', 'layer_stds', 'noise_baseline',
+           'pairwise_disagreement', 'diversity_report', 'fidelity', 'identification', 'noise_baseline',
            'average_baseline', 'gaussian_baseline', 'latent_noise_baseline', 'random_init_baseline', 'chance_ceiling',
            'beats_noise_share']
 
@@ -378,12 +378,6 @@ def _fresh_table(table: pd.DataFrame, **columns) -> pd.DataFrame:
     "A copy of a source table without stored metrics, plus `columns`."
     return table.drop(columns=[c for c in METRICS if c in table]).reset_index(drop=True).assign(**columns)
 
-def layer_stds(population: Population  # the pool
-               ) -> torch.Tensor:       # `[layers]`
-    "Per parameter layer, the standard deviation of all its weights and biases over the population."
-    vectors = population.to_vector().float()
-    return torch.stack([vectors[:, l.slice].std(correction=0) for l in population.arch.layout])
-
 # %% ../nbs/09_evaluate.ipynb #99ca3e4b
 NOISE_SCALES = (0.0, 0.03, 0.1, 0.3, 0.6, 1.0, 3.0, 10.0)   # the demo's and studies' noise levels: up to models at chance
 
@@ -393,7 +387,7 @@ def noise_baseline(anchors: Population,                          # the anchor po
                    ) -> dict[str, Population]:                   # {"noise_<scale>": one noisy copy of every anchor}
     "Anchors plus isotropic Gaussian noise, its std relative to each layer's std over the anchor pool."
     if any(s < 0 for s in scales): raise HyperrepError(f"noise scales {list(scales)}: expected numbers >= 0")
-    vectors, sigma = anchors.to_vector(), layer_stds(anchors).to(anchors.device)
+    vectors, sigma = anchors.to_vector(), anchors.layer_stds()
     per_parameter = torch.cat([sigma[i].expand(l.size) for i, l in enumerate(anchors.arch.layout)])
     out = {}
     for scale in scales:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 from .core import HyperrepError, default_device, save_tensors, load_tensors, tensor_metadata, write_json, read_json, timed
-from .arch import Architecture, Population, score_population, paper_cnn, Conv, Linear, MaxPool, Flatten, Act, Skip
+from .arch import Architecture, Population, split_rows, score_population, paper_cnn, Conv, Linear, MaxPool, Flatten, Act, Skip
 from .data import Dataset, load_dataset
 from .zoo import Zoo
 from .tokens import TokenLayout, detokenize
@@ -103,12 +103,6 @@ def _read_part(arch: Architecture, file: Path, spec: dict, device) -> Population
 # %% ../nbs/11_experiments.ipynb #32144494
 def _generator(seed: int) -> torch.Generator: return torch.Generator().manual_seed(seed)
 
-def _train_models(zoo: Zoo, epoch: int, n: int, device) -> Population:
-    "The first `n` train-split models of a zoo at `epoch`."
-    population = zoo.population(epoch, device)
-    rows = np.flatnonzero(population.table["split"].to_numpy() == "train")[:n]
-    return population[rows.tolist()]
-
 EVALUATION_SAMPLERS = ("S_KDE30_joint", "S_KDE30")   # the best measured sampler first, the paper's beside it
 
 def transfer_experiment(bundle,                  # `HyperRepresentation` of the source zoo (LWLN)
@@ -125,7 +119,7 @@ def transfer_experiment(bundle,                  # `HyperRepresentation` of the 
     device, config = default_device(device), zoo.config
     populations = {name: sample_population(bundle, fit_sampler(name, bundle), n, _generator(seed), device) for name in samplers}
     populations |= {"B_T": random_init_baseline(zoo.arch, n, config.get("init", "uniform"), device),
-                    "B_F": _train_models(zoo, bundle.meta["window"][1], n, device)}
+                    "B_F": zoo.population(bundle.meta["window"][1], device).split("train")[:n]}
     if baseline is not None:
         populations["B_KDE30"] = sample_population(baseline, fit_sampler("S_KDE30", baseline), n, _generator(seed), device)
     return {name: finetune_like_zoo(population, target, epochs, config)
@@ -268,8 +262,7 @@ def training_models(zoo: Zoo,              # the zoo
                     top: float = 0.3       # the fraction kept by test accuracy (the paper's top 30%)
                     ) -> tuple[Population, Population]:  # the train split, and its best `top` fraction
     "The train-split models of a zoo at an epoch, and the best of them: the reference a generated population is judged against."
-    models = zoo.population(epoch, device)
-    models = models[np.flatnonzero(models.table["split"].to_numpy() == "train").tolist()]
+    models = zoo.population(epoch, device).split("train")
     accuracy = models.table["test_accuracy"].to_numpy()
     return models, models[np.flatnonzero(accuracy >= np.quantile(accuracy, 1 - top)).tolist()]
 
@@ -285,7 +278,7 @@ def judge_bundle(bundle: HyperRepresentation,  # a trained hyper-representation 
     dataset = zoo.dataset(data_root, device)
     top = training_models(zoo, bundle.meta["window"][1], device)[1]
     accuracy_of = lambda population: float(score_population(population, dataset.x_test, dataset.y_test)["accuracy"].mean())
-    train = bundle.embeddings[torch.as_tensor(np.flatnonzero(bundle.table["split"].to_numpy() == "train"), device=device)]
+    train = bundle.embeddings[torch.as_tensor(split_rows(bundle.table, "train"), device=device)]
     unit = torch.nn.functional.normalize(train.float(), dim=1)
     cosine = (1 - unit @ unit.T)[~torch.eye(len(unit), dtype=torch.bool, device=device)]
     row = {"test_r2": bundle.metrics["r2"], "test_reconstructed": bundle.metrics["reconstructed_accuracy_mean"],

@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 from .core import HyperrepError, default_device, keep_torch_threads, available_memory, check_memory, MEMORY_HEADROOM
-from .arch import Population
+from .arch import Population, split_rows
 
 # %% auto #0
 __all__ = ['SAMPLERS', 'DECODE_BATCH', 'Sampler', 'make_sampler', 'fit_sampler', 'sample_population', 'sample_memory',
@@ -86,7 +86,7 @@ def fit_sampler(name: str,                     # one of `SAMPLERS`
     if split is None: rows = np.arange(len(table))
     else:
         if "split" not in table.columns: raise HyperrepError("the bundle's table has no 'split' column; pass split=None")
-        rows = np.flatnonzero(table["split"].to_numpy() == split)
+        rows = split_rows(table, split)
         if len(rows) == 0: raise HyperrepError(f"the bundle has no {split!r} samples; it has {sorted(set(table['split']))}")
     if sampler.top is not None and score not in table.columns:
         raise HyperrepError(f"{name} ranks anchors by {score!r}, which the bundle's table lacks; columns: {list(table.columns)}")

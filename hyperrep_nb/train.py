@@ -19,7 +19,7 @@ from sklearn.metrics import r2_score
 from tqdm.auto import tqdm
 from fastcore.basics import patch
 from .core import HyperrepError, default_device, meta_dataset_name, write_json, read_json, save_tensors, load_tensors, timed, count_flops, matmul_flops_per_s, check_memory
-from .arch import Architecture, Population, score_population, population_forward
+from .arch import Architecture, Population, score_population, population_forward, split_rows
 from .data import Dataset, save_dataset, dataset_for
 from .zoo import Zoo
 from .tokens import (TokenLayout, tokenize, detokenize, tokens_to_vectors, permute_tokens, permutation_bank, Augment,
@@ -28,10 +28,10 @@ from .evaluate import fidelity, identification
 from .model import AEConfig, ae_config, HyperAutoencoder, ProjectionHead, hyper_loss, reconstruction_loss, layer_scale
 
 # %% auto #0
-__all__ = ['BUNDLE_FORMAT', 'MAX_GRAD_NORM', 'zoo_samples', 'layer_sigmas', 'reconstruction_r2', 'encode_tokens', 'decode_tokens',
-           'embed_tokens', 'behaviour_loss', 'autoencoder_memory', 'Trainer', 'LossModule', 'gather_rows',
-           'linear_code_yardstick', 'property_probe', 'split_quality', 'interpolation_accuracy', 'write_bundle',
-           'distributed', 'train_hyperrep', 'HyperRepresentation', 'split_lines', 'describe_bundle', 'bench_ae']
+__all__ = ['BUNDLE_FORMAT', 'MAX_GRAD_NORM', 'zoo_samples', 'reconstruction_r2', 'encode_tokens', 'decode_tokens', 'embed_tokens',
+           'behaviour_loss', 'autoencoder_memory', 'Trainer', 'LossModule', 'gather_rows', 'linear_code_yardstick',
+           'property_probe', 'split_quality', 'interpolation_accuracy', 'write_bundle', 'distributed', 'train_hyperrep',
+           'HyperRepresentation', 'split_lines', 'describe_bundle', 'bench_ae']
 
 # %% ../nbs/07_train.ipynb #9d53b545
 def zoo_samples(zoo: Zoo,                    # the zoo to learn from
@@ -46,13 +46,6 @@ def zoo_samples(zoo: Zoo,                    # the zoo to learn from
     population = zoo.populations(epochs, device)
     table = population.table.assign(model=np.tile(np.arange(len(zoo)), len(epochs)))
     return TokenLayout(zoo.arch), tokenize(population), table
-
-def layer_sigmas(layout: TokenLayout,        # the token layout
-                 tokens: torch.Tensor        # training samples [S, T, W]
-                 ) -> torch.Tensor:          # [layers]
-    "Per layer, the standard deviation of all its weights and biases over the samples (paper eq. 2)."
-    vectors = tokens_to_vectors(layout, tokens)
-    return torch.stack([vectors[:, l.slice].std() for l in layout.arch.layout]).cpu()
 
 # %% ../nbs/07_train.ipynb #93bb8a25
 def reconstruction_r2(arch: Architecture,         # architecture of the vectors
@@ -176,8 +169,7 @@ class Trainer:
         check_memory(autoencoder_memory(self.zoo.arch, config, samples), f"training an autoencoder on {samples} models of {self.zoo.arch.name}",
                      "--batch-size, the window or the zoo's size", self.device)
         self.layout, self.tokens, self.table = zoo_samples(self.zoo, self.window, self.device)
-        split = self.table["split"].to_numpy()
-        self.rows = {s: torch.as_tensor(np.flatnonzero(split == s), device=self.device) for s in ("train", "val", "test")}
+        self.rows = {s: torch.as_tensor(split_rows(self.table, s), device=self.device) for s in ("train", "val", "test")}
         if len(self.rows["train"]) == 0 or len(self.rows["val"]) == 0:
             raise HyperrepError(f"zoo {self.zoo.path} needs train and val models; it has {dict(pd.Series(split).value_counts())}")
         self.reference = canonical_reference(detokenize(self.zoo.arch, self.tokens[self.rows["train"]])) if config.canonical else None
@@ -186,7 +178,7 @@ class Trainer:
         self.queries = None
         if config.behaviour > 0 and config.behaviour_inputs == "data":
             self.queries = self.zoo.dataset(data_root, self.device).x_train
-        self.sigmas = layer_sigmas(self.layout, self.tokens[self.rows["train"]])
+        self.sigmas = detokenize(self.zoo.arch, self.tokens[self.rows["train"]]).layer_stds().cpu()
         self.mask = self.layout.on(self.device)["mask"]
         self.scale = layer_scale(self.layout.widths, self.sigmas if config.lwln else None).to(self.device)
         self.mean_vector = tokens_to_vectors(self.layout, self.tokens[self.rows["train"]]).mean(0)
@@ -405,7 +397,7 @@ def linear_code_yardstick(zoo: Zoo,                           # the zoo (its tra
         _, s, vh = torch.linalg.svd(x - mean, full_matrices=False)
         means.append(mean); bases.append(vh); eigenvalues.append(s.square() / len(x))
     neurons = [n for n, _ in layout.widths]
-    if lwln: eigenvalues = [v / sigma.square() for v, sigma in zip(eigenvalues, layer_sigmas(layout, train_tokens))]
+    if lwln: eigenvalues = [v / sigma.square() for v, sigma in zip(eigenvalues, detokenize(layout.arch, train_tokens).layer_stds().cpu())]
     dataset = zoo.dataset(data_root, population.device)
     target, mean_vector = test.to_vector(), train.to_vector().mean(0)
     rows = []

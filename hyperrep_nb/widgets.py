@@ -14,7 +14,7 @@ import torch
 import ipywidgets as W
 import plotly.graph_objects as go
 from .core import HyperrepError, default_device, keep_torch_threads
-from .arch import Population, score_population
+from .arch import Population, score_population, split_rows
 from .zoo import Zoo
 from .train import HyperRepresentation
 from .sampling import SAMPLERS, fit_sampler, sample_population
@@ -179,7 +179,7 @@ def noise_widget(bundle,                      # `HyperRepresentation` or its fol
     rows = _rows(bundle, split, last)
     if len(rows) == 0: raise HyperrepError(f"{bundle.path} has no {split!r} models at epoch {last}")
     originals = zoo.population(last, bundle.device)
-    train_mean = originals.to_vector()[np.flatnonzero(originals.table["split"].to_numpy() == "train")].mean(0)
+    train_mean = originals.split("train").to_vector().mean(0)
     by_seed = {int(s): i for i, s in enumerate(originals.table["seed"])}
     targets = originals.to_vector()[[by_seed[int(s)] for s in bundle.table["seed"].iloc[rows]]]
     levels = np.asarray(levels, dtype=float)
@@ -346,7 +346,7 @@ def reconstruction_widget(bundle,         # the LWLN `HyperRepresentation` (or i
     busy = _Busy()
     with busy("reconstructing the test models with both autoencoders", 2):
         originals = zoo.population(last, bundle.device)
-        test = np.flatnonzero(originals.table["split"].to_numpy() == "test").tolist() or list(range(len(originals)))
+        test = split_rows(originals.table, "test").tolist() or list(range(len(originals)))
         originals = originals[test]
         populations = {"original": originals, "LWLN": bundle.reconstruct(originals), "plain MSE": baseline.reconstruct(originals)}
         busy.step("evaluating")
