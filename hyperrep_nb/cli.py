@@ -298,13 +298,17 @@ def _cmd_evaluate(args):
 def _add_ablate(commands):
     "The `ablate` subcommand."
     ablate = commands.add_parser("ablate", help="which training setting generates working, diverse models: one bundle per setting, judged")
-    ablate.add_argument("--zoo", required=True, help="zoo folder (its last 5 epochs are learned from)")
-    ablate.add_argument("--out", required=True, help="folder of the bundles and ablation.json (resumed when rerun)")
+    _add_sweep_options(ablate, "ablation.json")
     ablate.add_argument("--variants", help="';'-separated names of hyperrep_nb.experiments.ABLATION_SETTINGS (default: all)")
-    ablate.add_argument("--n", type=int, default=50, help="models per sampled population")
-    ablate.add_argument("--epochs", type=int, help="autoencoder epochs (default: the cpu preset's)")
-    ablate.add_argument("--device"); ablate.add_argument("--quiet", action="store_true")
     ablate.set_defaults(run=_cmd_ablate)
+
+def _add_sweep_options(parser, table: str):
+    "What `ablate` and `study` share: the zoo, the output folder, the sampled population's size, epochs, device, quiet."
+    parser.add_argument("--zoo", required=True, help="zoo folder (its last 5 epochs are learned from)")
+    parser.add_argument("--out", required=True, help=f"folder of the bundles and {table} (resumed when rerun)")
+    parser.add_argument("--n", type=int, default=50, help="models per sampled population")
+    parser.add_argument("--epochs", type=int, help="autoencoder epochs (default: the cpu preset's)")
+    parser.add_argument("--device"); parser.add_argument("--quiet", action="store_true")
 
 def _cmd_ablate(args):
     "Train one hyper-representation per training setting on a zoo and print the ablation table."
@@ -320,13 +324,9 @@ def _cmd_ablate(args):
 def _add_study(commands):
     "The `study` subcommand."
     study = commands.add_parser("study", help="scale and code: one bundle per code and recipe, judged on seen and unseen models and samples")
-    study.add_argument("--zoo", required=True, help="zoo folder (its last 5 epochs are learned from)")
-    study.add_argument("--out", required=True, help="folder of the bundles and scaling.json (resumed when rerun)")
+    _add_sweep_options(study, "scaling.json")
     study.add_argument("--codes", help="';'-separated names of hyperrep_nb.experiments.SCALING_CODES (default: all)")
     study.add_argument("--recipes", default="cpu", help="';'-separated names of hyperrep_nb.experiments.SCALING_RECIPES (default: cpu)")
-    study.add_argument("--n", type=int, default=50, help="models per sampled population")
-    study.add_argument("--epochs", type=int, help="autoencoder epochs (default: the cpu preset's)")
-    study.add_argument("--device"); study.add_argument("--quiet", action="store_true")
     study.set_defaults(run=_cmd_study)
 
 def _cmd_study(args):

@@ -21,11 +21,12 @@ from .evaluate import (finetune_like_zoo, random_init_baseline, summarize, compa
                                   noise_baseline, reference_distances, beats_noise_share, chance_ceiling, NOISE_SCALES)
 
 # %% auto #0
-__all__ = ['POPULATION_FORMAT', 'EVALUATION_SAMPLERS', 'ABLATION_SETTINGS', 'SCALING_CODES', 'SCALING_RECIPES', 'save_population',
-           'load_population', 'save_population_parts', 'iter_population', 'population_parts', 'transfer_experiment',
-           'summarize_runs', 'summarize_steps', 'compare_runs', 'unseen_zoo_experiment', 'unseen_architectures',
-           'place_weights', 'unseen_architecture_experiment', 'training_models', 'judge_bundle', 'training_ablation',
-           'novelty_figures', 'study_row', 'scaling_study', 'bench_sample']
+__all__ = ['POPULATION_FORMAT', 'EVALUATION_SAMPLERS', 'ABLATION_SETTINGS', 'JUDGED_SAMPLERS', 'SCALING_CODES', 'SCALING_RECIPES',
+           'save_population', 'load_population', 'save_population_parts', 'iter_population', 'population_parts',
+           'transfer_experiment', 'summarize_runs', 'summarize_steps', 'compare_runs', 'unseen_zoo_experiment',
+           'unseen_architectures', 'place_weights', 'unseen_architecture_experiment', 'training_models',
+           'sampled_populations', 'judge_bundle', 'training_ablation', 'novelty_figures', 'study_row', 'scaling_study',
+           'bench_sample']
 
 # %% ../nbs/11_experiments.ipynb #583ce224
 POPULATION_FORMAT = "hyperrep-population-2"   # parts; "hyperrep-population-1" (one weights.safetensors) is still read
@@ -267,11 +268,18 @@ def training_models(zoo: Zoo,              # the zoo
     return models, models[np.flatnonzero(accuracy >= np.quantile(accuracy, 1 - top)).tolist()]
 
 # %% ../nbs/11_experiments.ipynb #f76241fd
+JUDGED_SAMPLERS = ("S_KDE30", "S_KDE30_joint", "S_U", "S_C")   # what a bundle is judged by: the paper's, the best, and two far off
+
+def sampled_populations(bundle: HyperRepresentation, names: tuple, n: int, seed: int = 0) -> dict[str, Population]:
+    "`n` models of each named sampler, every one drawn with the same seed."
+    return {name: sample_population(bundle, fit_sampler(name, bundle), n, _generator(seed), bundle.device) for name in names}
+
 def judge_bundle(bundle: HyperRepresentation,  # a trained hyper-representation of `zoo`
                  zoo: Zoo,                     # the zoo it learned from
                  n: int = 50,                  # models per sampled population
                  seed: int = 0,                # seed of the samplers and ensembles
-                 data_root=None                # dataset files of the zoo (not needed for digits)
+                 data_root=None,               # dataset files of the zoo (not needed for digits)
+                 populations: dict | None = None  # `JUDGED_SAMPLERS`' populations already drawn (None: drawn here)
                  ) -> dict:                    # one flat row of figures
     "Accuracy, diversity, fidelity and embedding geometry of what a bundle generates (epoch 0, no fine-tuning)."
     device = bundle.device
@@ -285,8 +293,7 @@ def judge_bundle(bundle: HyperRepresentation,  # a trained hyper-representation 
            "fidelity_margin": (bundle.metrics["fidelity"] or {"margin": float("nan")})["margin"], "training": float(top.table["test_accuracy"].mean()),
            "reconstructed": accuracy_of(bundle.reconstruct(top)), "cosine_distance": float(cosine.mean())}
     training = diversity_report(top, dataset, generator=_generator(seed))
-    for name in ("S_KDE30", "S_KDE30_joint", "S_U", "S_C"):
-        population = sample_population(bundle, fit_sampler(name, bundle), n, _generator(seed), device)
+    for name, population in (populations or sampled_populations(bundle, JUDGED_SAMPLERS, n, seed)).items():
         row[name] = accuracy_of(population)
         if name == "S_KDE30_joint":
             diversity = diversity_report(population, dataset, generator=_generator(seed))
@@ -366,9 +373,10 @@ def study_row(bundle: HyperRepresentation,  # a trained hyper-representation of 
            "identification_chance": unseen["identification"]["chance"],
            "interpolation_midpoint_ratio": m["interpolation"]["midpoint_ratio"] if m["interpolation"] else float("nan"),
            "linear_r2": max(c["r2"] for c in linear), "linear_accuracy": max(c["reconstructed_accuracy"] for c in linear)}
-    row.update(judge_bundle(bundle, zoo, n, seed, data_root))
-    joint = sample_population(bundle, fit_sampler("S_KDE30_joint", bundle), n, _generator(seed), bundle.device)
-    return {**row, **{f"joint_{k}": v for k, v in novelty_figures(joint, zoo, bundle.meta["window"][1], seed, data_root).items()}}
+    populations = sampled_populations(bundle, JUDGED_SAMPLERS, n, seed)
+    row.update(judge_bundle(bundle, zoo, n, seed, data_root, populations))
+    novelty = novelty_figures(populations["S_KDE30_joint"], zoo, bundle.meta["window"][1], seed, data_root)
+    return {**row, **{f"joint_{k}": v for k, v in novelty.items()}}
 
 # %% ../nbs/11_experiments.ipynb #9ce3cf6a
 def scaling_study(zoo: Zoo,                 # the zoo (its last epoch and the four before it are learned from)

@@ -378,16 +378,15 @@ def _greedy_components(eigenvalues: list[torch.Tensor], neurons: list[int], budg
 def linear_code_yardstick(zoo: Zoo,                           # the zoo (its train and test splits)
                           budgets=(16, 64, 256, 700, 1200, 2000), # numbers per model the code may use
                           epoch: int | None = None,           # checkpoint to use (None: the last)
-                          lwln: bool = False,                 # rank components by variance relative to their layer's (paper eq. 2)
+                          rankings: tuple = ("variance",),    # "variance" and/or "lwln" (variance relative to the layer's, paper eq. 2)
                           data_root=None,                     # dataset files of the zoo (not needed for digits)
                           device=None,                        # None: cuda when available
                           reference: Population | None = None # a canonical frame to align every model to first (a bundle's)
-                          ) -> pd.DataFrame:                  # one row per budget: d, kept per layer, r2, accuracies
+                          ) -> pd.DataFrame:                  # one row per ranking and budget: ranking, d, kept per layer, r2, accuracies
     "Test-split R2 and accuracy of the best per-layer linear (PCA) token code of `d` numbers per model, fitted on the train split."
     population = zoo.population(zoo.last_epoch if epoch is None else epoch, default_device(device))
     if reference is not None: population = align_to(reference.to(population.device), population)
-    split = population.table["split"].to_numpy()
-    train, test = (population[np.flatnonzero(split == s).tolist()] for s in ("train", "test"))
+    train, test = population.split("train"), population.split("test")
     if not len(train) or not len(test): raise HyperrepError(f"zoo {zoo.path} needs models in its train and test splits")
     layout, train_tokens, test_tokens = TokenLayout(zoo.arch), tokenize(train), tokenize(test)
     means, bases, eigenvalues = [], [], []
@@ -397,19 +396,22 @@ def linear_code_yardstick(zoo: Zoo,                           # the zoo (its tra
         _, s, vh = torch.linalg.svd(x - mean, full_matrices=False)
         means.append(mean); bases.append(vh); eigenvalues.append(s.square() / len(x))
     neurons = [n for n, _ in layout.widths]
-    if lwln: eigenvalues = [v / sigma.square() for v, sigma in zip(eigenvalues, detokenize(layout.arch, train_tokens).layer_stds().cpu())]
+    unknown = set(rankings) - {"variance", "lwln"}
+    if unknown: raise HyperrepError(f"unknown rankings {sorted(unknown)}: expected 'variance' and/or 'lwln'")
+    relative = [v / sigma.square() for v, sigma in zip(eigenvalues, train.layer_stds())]
     dataset = zoo.dataset(data_root, population.device)
     target, mean_vector = test.to_vector(), train.to_vector().mean(0)
     rows = []
-    for budget in budgets:
-        keep, coded = _greedy_components(eigenvalues, neurons, int(budget)), test_tokens.clone()
+    for ranking, budget in ((r, b) for r in rankings for b in budgets):
+        keep = _greedy_components(relative if ranking == "lwln" else eigenvalues, neurons, int(budget))
+        coded = test_tokens.clone()
         for (start, stop, width), mean, vh, k in zip(layout.layers, means, bases, keep):
             x = test_tokens[:, start:stop, :width] - mean
             coded[:, start:stop, :width] = mean + x @ vh[:k].T @ vh[:k]
         decoded = detokenize(zoo.arch, coded, test.table)
         accuracy = score_population(decoded, dataset.x_test, dataset.y_test)["accuracy"].mean().item()
         quality = reconstruction_r2(zoo.arch, decoded.to_vector(), target, mean_vector)
-        rows.append({"d": int(budget), "lwln": lwln, "kept_per_layer": keep, "r2": quality["r2"], "reconstructed_accuracy": accuracy,
+        rows.append({"ranking": ranking, "d": int(budget), "kept_per_layer": keep, "r2": quality["r2"], "reconstructed_accuracy": accuracy,
                      "original_accuracy": float(test.table["test_accuracy"].mean())})
     return pd.DataFrame(rows)
 
@@ -480,9 +482,9 @@ def write_bundle(trainer: Trainer, data_root=None) -> Path:
     rows = trainer.rows[test_split].cpu().numpy()
     last = rows[table["epoch"].to_numpy()[rows] == trainer.window[1]]   # one checkpoint per unseen model
     embeddings, split = z.cpu().numpy(), table["split"].to_numpy()
-    linear = {("lwln" if lwln else "variance"): linear_code_yardstick(trainer.zoo, (trainer.model.code_size,), trainer.window[1], lwln, data_root,
-                                                                       device, trainer.reference).drop(columns="kept_per_layer").iloc[0].to_dict()
-              for lwln in (False, True)}   # both rankings of the components: a learned code should beat the better one
+    yardstick = linear_code_yardstick(trainer.zoo, (trainer.model.code_size,), trainer.window[1], ("variance", "lwln"), data_root, device,
+                                      trainer.reference)   # both rankings of the components: a learned code should beat the better one
+    linear = {row.pop("ranking"): row for row in yardstick.drop(columns="kept_per_layer").to_dict("records")}
     metrics = {"r2": test["r2"], "r2_per_layer": test["r2_per_layer"], "split": test_split, "code_size": trainer.model.code_size,
                "reconstructed_accuracy_mean": test["reconstructed_accuracy_mean"], "original_accuracy_mean": test["original_accuracy_mean"],
                "reconstructed_to_original_accuracy": test["reconstructed_accuracy_mean"] / test["original_accuracy_mean"],
