@@ -30,6 +30,7 @@ class Conv:
     padding: int = 0
     type: str = field(default="conv", init=False)
 
+# %% ../nbs/02_arch.ipynb #2b1e8524
 @dataclass(frozen=True)
 class Linear:
     "Fully connected layer with bias."
@@ -44,17 +45,20 @@ class MaxPool:
     kernel: int
     type: str = field(default="maxpool", init=False)
 
+# %% ../nbs/02_arch.ipynb #bb015eb7
 @dataclass(frozen=True)
 class AvgPool:
     "Average pooling over non-overlapping `kernel` x `kernel` windows."
     kernel: int
     type: str = field(default="avgpool", init=False)
 
+# %% ../nbs/02_arch.ipynb #71743cce
 @dataclass(frozen=True)
 class Flatten:
     "Flatten channels and space into features (channel-major, as `nn.Flatten`)."
     type: str = field(default="flatten", init=False)
 
+# %% ../nbs/02_arch.ipynb #3c5bebff
 @dataclass(frozen=True)
 class Act:
     "Elementwise activation: one of `ACTIVATIONS`."
@@ -235,6 +239,7 @@ def _crop(h: torch.Tensor, size: tuple) -> torch.Tensor:
     top, left = (h.shape[-2] - size[0]) // 2, (h.shape[-1] - size[1]) // 2
     return h[..., top:top + size[0], left:left + size[1]]
 
+# %% ../nbs/02_arch.ipynb #a50cda9f
 class _ShortcutStack(nn.Sequential):
     "`nn.Sequential` whose `Skip` modules add their shortcut instead of transforming the running activation."
     def __init__(self, arch: "Architecture", modules: list):
@@ -259,6 +264,7 @@ def _layer_module(layer) -> nn.Module:
     if isinstance(layer, Skip): return nn.Conv2d(layer.in_channels, layer.out_channels, 1) if layer.project else nn.Identity()
     return ACTIVATIONS[layer.name]()
 
+# %% ../nbs/02_arch.ipynb #d752f96a
 @patch
 def module(self: Architecture) -> nn.Sequential:
     "An ordinary `nn.Module` with this architecture (its `state_dict` names match the population's)."
@@ -298,6 +304,7 @@ def _draw(scheme: str, shape: tuple, fan_in: int, is_bias: bool, generator: torc
         return torch.zeros(shape) if is_bias else torch.randn(shape, generator=generator) * math.sqrt(2 / fan_in)
     return torch.randn(shape, generator=generator)
 
+# %% ../nbs/02_arch.ipynb #e2283df0
 def init_params(arch: Architecture,      # the architecture
                 seeds: list[int],        # one seed per model
                 scheme: str = "uniform"  # one of `INIT_SCHEMES`
@@ -318,10 +325,12 @@ def _conv(h, weight, bias, layer: Conv, models: int):
     out = F.conv2d(h, weight.reshape(-1, *weight.shape[2:]), bias.reshape(-1), layer.stride, layer.padding, groups=models)
     return out.contiguous(memory_format=torch.channels_last)
 
+# %% ../nbs/02_arch.ipynb #b14e33f2
 def _linear(h, weight, bias):
     "All models' linear layer at once; `h` is `[M, B, F]`."
     return torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
 
+# %% ../nbs/02_arch.ipynb #63009726
 def _shortcut(h, params: dict, index: int, layer: Skip, models: int):
     "A shortcut's contribution: the (cropped) input itself, or all models' 1x1 projections of it at once."
     if not layer.project: return h
@@ -413,6 +422,7 @@ def split_rows(table: pd.DataFrame,  # a table with a `split` column (a zoo's, a
     if "split" not in table: raise HyperrepError(f"the table has no 'split' column (it has {list(table.columns)}): expected models of a zoo")
     return np.flatnonzero(table["split"].to_numpy() == name)
 
+# %% ../nbs/02_arch.ipynb #2cc57ca2
 @patch
 def split(self: Population, name: str  # "train", "val" or "test"
           ) -> "Population":

@@ -67,6 +67,7 @@ def _add_zoo(commands):
     zoo.add_argument("--quiet", action="store_true", help="no progress bar")
     zoo.set_defaults(run=_cmd_zoo)
 
+# %% ../nbs/90_cli.ipynb #f2aca635
 ARCH_SPEC_BYTES, ARCH_SPEC_DEPTH = 1_000_000, 8   # an architecture spec is a list of layer dicts: small and flat
 
 def _zoo_arch(args) -> dict | None:
@@ -81,6 +82,7 @@ def _zoo_arch(args) -> dict | None:
         raise HyperrepError(f"--mlp {args.mlp!r}: expected at least two comma-separated positive layer sizes, e.g. 13,32,3")
     return mlp(sizes, args.activation or "relu").to_dict()
 
+# %% ../nbs/90_cli.ipynb #29b43ba9
 def _cmd_zoo(args):
     "Train (or resume) a zoo and print its summary."
     from hyperrep_nb.zoo import zoo_config, train_zoo, describe_zoo
@@ -118,6 +120,7 @@ def _add_train(commands):
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(run=_cmd_train)
 
+# %% ../nbs/90_cli.ipynb #0843a0f3
 def _cmd_train(args):
     "Train (or resume) a hyper-representation of a zoo and print its summary."
     from hyperrep_nb.model import ae_config
@@ -138,6 +141,7 @@ def _add_info(commands):
     info = commands.add_parser("info", help="summarise a zoo or a hyper-representation")
     info.add_argument("path"); info.set_defaults(run=_cmd_info)
 
+# %% ../nbs/90_cli.ipynb #51bb23d4
 def _cmd_info(args):
     "Summarise a zoo or a hyper-representation bundle."
     path = Path(args.path)
@@ -160,6 +164,7 @@ def _add_import_zoo(commands):
     imp.add_argument("--threshold", type=float, default=5.0, help="drop checkpoints with any |w| above this")
     imp.add_argument("--quiet", action="store_true"); imp.set_defaults(run=_cmd_import_zoo)
 
+# %% ../nbs/90_cli.ipynb #376aea69
 def _cmd_import_zoo(args):
     "Import a public model zoo."
     from hyperrep_nb.modelzoo import import_modelzoo
@@ -184,6 +189,7 @@ def _add_demo(commands):
     demo.add_argument("--device"); demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(run=_cmd_demo)
 
+# %% ../nbs/90_cli.ipynb #05db808e
 def _cmd_demo(args):
     "Run the whole method on digits."
     from hyperrep_nb.demo import run_demo
@@ -212,6 +218,7 @@ def _add_sample(commands):
     sample.add_argument("--quiet", action="store_true", help="no stage messages")
     sample.set_defaults(run=_cmd_sample)
 
+# %% ../nbs/90_cli.ipynb #c437c15d
 def _cmd_sample(args):
     "Sample a population from a hyper-representation part by part, save it and print its size, time and test accuracy."
     import numpy as np, torch
@@ -236,6 +243,7 @@ def _cmd_sample(args):
                       "test_accuracy_mean": round(float(accuracy.mean()), 4) if len(accuracy) else None,
                       "test_accuracy_std": round(float(accuracy.std()), 4) if len(accuracy) > 1 else 0.0}))
 
+# %% ../nbs/90_cli.ipynb #4656af39
 def _scoring(parts, dataset, scored: int, accuracies: list):
     "Pass the parts on, appending the test accuracy of the first `scored` models to `accuracies`."
     from hyperrep_nb.arch import score_population
@@ -261,6 +269,7 @@ def _add_evaluate(commands):
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(run=_cmd_evaluate)
 
+# %% ../nbs/90_cli.ipynb #4a83ff4b
 def _cmd_evaluate(args):
     "Fine-tune a saved population, summarise its accuracy per epoch, and measure its novelty against a zoo."
     from hyperrep_nb.core import write_json, check_memory
@@ -302,6 +311,7 @@ def _add_ablate(commands):
     ablate.add_argument("--variants", help="';'-separated names of hyperrep_nb.experiments.ABLATION_SETTINGS (default: all)")
     ablate.set_defaults(run=_cmd_ablate)
 
+# %% ../nbs/90_cli.ipynb #ac315d72
 def _add_sweep_options(parser, table: str):
     "What `ablate` and `study` share: the zoo, the output folder, the sampled population's size, epochs, device, quiet."
     parser.add_argument("--zoo", required=True, help="zoo folder (its last 5 epochs are learned from)")
@@ -310,6 +320,7 @@ def _add_sweep_options(parser, table: str):
     parser.add_argument("--epochs", type=int, help="autoencoder epochs (default: the cpu preset's)")
     parser.add_argument("--device"); parser.add_argument("--quiet", action="store_true")
 
+# %% ../nbs/90_cli.ipynb #863f930a
 def _cmd_ablate(args):
     "Train one hyper-representation per training setting on a zoo and print the ablation table."
     import pandas as pd
@@ -329,6 +340,7 @@ def _add_study(commands):
     study.add_argument("--recipes", default="cpu", help="';'-separated names of hyperrep_nb.experiments.SCALING_RECIPES (default: cpu)")
     study.set_defaults(run=_cmd_study)
 
+# %% ../nbs/90_cli.ipynb #19863e89
 def _cmd_study(args):
     "Train and judge one hyper-representation per code and recipe on a zoo; print the table."
     import pandas as pd
@@ -348,6 +360,7 @@ def _add_download(commands):
     down.add_argument("--base-url", help="alternative host folder (a mirror)")
     down.add_argument("--quiet", action="store_true"); down.set_defaults(run=_cmd_download)
 
+# %% ../nbs/90_cli.ipynb #02811599
 def _cmd_download(args):
     "Download a dataset."
     from hyperrep_nb.data import download_dataset
@@ -375,6 +388,7 @@ def _add_bench(commands):
     bench.add_argument("--quiet", action="store_true", help="no stage messages on stderr")
     bench.set_defaults(run=_cmd_bench)
 
+# %% ../nbs/90_cli.ipynb #185c3a68
 def _cmd_bench(args):
     "Run a benchmark and print JSON lines (stage messages with their timings on stderr)."
     if args.what == "zoo" and args.ray:

@@ -113,6 +113,7 @@ def _system_available() -> int:
     except OSError: pass
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
+# %% ../nbs/00_core.ipynb #8150dc16
 def _cgroup_available() -> float:
     "What a cgroup (v2) memory limit leaves; infinite without one."
     group = Path("/sys/fs/cgroup")
@@ -205,6 +206,7 @@ def _temporary(path: Path) -> tuple[int, str]:
     os.chmod(temp, 0o666 & ~umask)
     return handle, temp
 
+# %% ../nbs/00_core.ipynb #6c26bac6
 def atomic_write_bytes(path: str | Path,  # file to (over)write
                        data: bytes):       # its full content
     "Write `data` to `path` atomically (temp file in the same folder, fsync, rename)."
@@ -226,6 +228,7 @@ def write_json(path: str | Path,  # target file
     "Write `obj` as indented JSON, atomically."
     atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=False) + "\n").encode())
 
+# %% ../nbs/00_core.ipynb #2c0beff0
 def read_json(path: str | Path,          # JSON file written by this package (or a user)
               max_bytes: int | None = None, # refuse a larger file (a user's spec, say) before reading it
               max_depth: int | None = None  # refuse deeper nesting of lists and objects
@@ -243,6 +246,7 @@ def read_json(path: str | Path,          # JSON file written by this package (or
         raise HyperrepError(f"{path} nests {json_depth(value)} levels of lists and objects: expected at most {max_depth}")
     return value
 
+# %% ../nbs/00_core.ipynb #1fdf072d
 def json_depth(value) -> int:
     "Levels of nested lists and objects in a JSON value (0 for a number or string), counted without recursion."
     depth, level = 0, [(value, 1)]
@@ -270,6 +274,7 @@ def save_tensors(path: str | Path,                # target `.safetensors` file
         Path(temp).unlink(missing_ok=True)
         raise
 
+# %% ../nbs/00_core.ipynb #db4716f9
 def load_tensors(path: str | Path,  # `.safetensors` file
                  device: str | torch.device = "cpu"  # where to put the tensors
                  ) -> dict[str, torch.Tensor]:

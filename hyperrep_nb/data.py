@@ -130,6 +130,7 @@ def _as_inputs(name: str, split: str, x) -> torch.Tensor:
         raise HyperrepError(f"{name} {split} inputs hold NaN or inf values (examples {bad[:10]}): expected finite numbers")
     return x
 
+# %% ../nbs/01_data.ipynb #2ea4ff22
 def _as_labels(name: str, split: str, y, n: int) -> torch.Tensor:
     "Labels as int64 `[n]`, or a HyperrepError."
     y = torch.as_tensor(y)
@@ -140,6 +141,7 @@ def _as_labels(name: str, split: str, y, n: int) -> torch.Tensor:
         raise HyperrepError(f"{name} {split}: {tuple(y.shape)} labels for {n} inputs: expected one label per input")
     return y
 
+# %% ../nbs/01_data.ipynb #ccc4f5e4
 def _check_classes(name: str, classes, y_train: torch.Tensor, y_test: torch.Tensor) -> int:
     "The class count (given, or the largest label + 1), checked against the labels."
     labels = torch.cat([y_train, y_test])
@@ -334,6 +336,7 @@ def _cifar_records(images, labels, path):
         raise HyperrepError(f"cannot write {path}: expected one label 0..9 per image")
     return images.reshape(len(images), 3072), labels.astype(np.int64)
 
+# %% ../nbs/01_data.ipynb #033bfee5
 def write_cifar_batch(path: str | Path,  # target batch file, e.g. `cifar-10-batches-py/data_batch_1`
                       images,            # [N, 3, 32, 32] (or [N, 3072]) uint8 RGB images
                       labels,            # [N] labels 0..9
@@ -385,6 +388,7 @@ def write_cifar_bin(path: str | Path,  # target file, e.g. `cifar-10-batches-bin
     atomic_write_bytes(path, np.concatenate([labels.astype(np.uint8)[:, None], data], axis=1).tobytes())
     return Path(path)
 
+# %% ../nbs/01_data.ipynb #288150c5
 def read_cifar_bin(path: str | Path  # a CIFAR-10 binary batch (`data_batch_N.bin`, `test_batch.bin`)
                    ) -> tuple[np.ndarray, np.ndarray]:
     "Read a CIFAR-10 binary batch as `[N, 3, 32, 32]` uint8 images and int64 labels."
@@ -512,6 +516,7 @@ def _bad_member(name: str) -> bool:
     parts = PurePosixPath(unified).parts
     return unified.startswith("/") or ".." in parts or (len(unified) > 1 and unified[1] == ":")
 
+# %% ../nbs/01_data.ipynb #156969bf
 def safe_extract(archive: str | Path,  # a tar archive (gzipped or not)
                  dest: str | Path,     # folder to extract into
                  ) -> list[Path]:
@@ -554,6 +559,7 @@ def _canonical(name) -> str:
     if key not in DATASETS: raise HyperrepError(f"unknown dataset {name!r}: expected one of {', '.join(DATASETS)}")
     return key
 
+# %% ../nbs/01_data.ipynb #f0bf1226
 def download_dataset(name: str,                   # one of `DATASETS` (`BUNDLED` ones need no download)
                      root: str | Path,            # folder for this dataset's files
                      base_url: str | None = None, # host folder replacing the canonical one (a mirror, a test server)
@@ -601,6 +607,7 @@ def _locate(name: str, root: Path) -> dict[str, Path] | None:
         if all(found.values()): return found
     return None
 
+# %% ../nbs/01_data.ipynb #c22c5113
 def _missing_message(name: str, root: Path) -> str:
     "Which files are missing, where we looked, and how to get them."
     layouts = []
@@ -624,6 +631,7 @@ def _pair(images, labels, images_path, labels_path):
         raise HyperrepError(f"{labels_path} has {len(labels)} labels but {images_path} has {len(images)} images: "
                             "expected the same count")
 
+# %% ../nbs/01_data.ipynb #5215cd41
 def _load_idx(name, files, device):
     parts = []
     for split in ("train", "t10k"):
@@ -693,6 +701,7 @@ class DomainShift:
     images: Callable[[torch.Tensor], torch.Tensor]  # standardised `[N, C, H, W]` -> shifted images
     mean: Callable[[float], float]                  # raw channel mean of the source -> of the shifted domain
 
+# %% ../nbs/01_data.ipynb #9d9d5d48
 DOMAIN_SHIFTS = {
     "inverted": DomainShift(lambda x: -x, lambda m: 1 - m),  # 1 - x in [0, 1]: standardised -x, same std
     "rotated": DomainShift(lambda x: torch.rot90(x, 1, dims=(2, 3)), lambda m: m),  # 90 degrees counter-clockwise
@@ -705,6 +714,7 @@ def split_shift(name: str) -> tuple[str, str | None]:
             if name.lower().endswith("_" + shift): return name[:-len(shift) - 1], shift
     return name, None
 
+# %% ../nbs/01_data.ipynb #60640a4e
 def shift_domain(dataset: Dataset,  # the source domain
                  shift: str         # one of `DOMAIN_SHIFTS`
                  ) -> Dataset:
@@ -725,6 +735,7 @@ def save_dataset(dataset: Dataset,    # what to store
     write_json(folder / "dataset.json", {"name": dataset.name, "classes": dataset.classes, "mean": dataset.mean, "std": dataset.std})
     return folder
 
+# %% ../nbs/01_data.ipynb #867ec99a
 def read_dataset(folder: str | Path,  # a folder written by `save_dataset`
                  device: str | torch.device | None = None  # where the tensors go; None picks cuda when available
                  ) -> Dataset:

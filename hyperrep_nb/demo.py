@@ -36,6 +36,7 @@ def _population_stats(accuracies: pd.DataFrame) -> dict:
         stats["steps"] = {str(int(step)): summarize(group["test_accuracy"].to_numpy()) for step, group in accuracies.groupby("step")}
     return stats
 
+# %% ../nbs/10_demo.ipynb #087e7281
 def _zoo_trajectory(zoo: Zoo, epochs: int) -> pd.DataFrame:
     "The zoo's own test accuracy per epoch (test-split models), in the long format of `finetune`."
     rows = split_rows(zoo.table, "test")
@@ -84,6 +85,7 @@ def _train_one(job: tuple):
     torch.set_num_threads(threads)
     train_hyperrep(zoo_path, out, AEConfig.from_dict(config), window, "cpu", progress=progress)
 
+# %% ../nbs/10_demo.ipynb #1d858c1f
 def train_autoencoders(zoo: Zoo,                       # the zoo
                        out: Path,                      # each bundle goes to out / name
                        configs: dict[str, AEConfig],   # name -> autoencoder config
@@ -152,6 +154,7 @@ def _demo_settings(n, finetune_epochs, device, zoo: Zoo, ae_epochs, gan_epochs, 
             "ae_epochs": ae_epochs, "gan_epochs": gan_epochs, **({"code": code} if code else {}),
             **({"samplers": list(samplers)} if tuple(samplers) != EVALUATION_SAMPLERS else {})}
 
+# %% ../nbs/10_demo.ipynb #9c74fe23
 def _check_settings(path: Path, saved: dict, wanted: dict):
     "A clear error when saved results were made with other settings (the device may differ)."
     differ = sorted(k for k in wanted if k != "device" and saved.get(k) != json.loads(json.dumps(wanted[k])))
@@ -215,6 +218,7 @@ def _bundle_metrics(bundle: HyperRepresentation) -> dict:
     return {"training": {k: v for k, v in bundle.config.to_dict().items() if k in _TRAINING_SETTINGS},
             **{k: bundle.metrics[k] for k in keys}}
 
+# %% ../nbs/10_demo.ipynb #1691dd1c
 _TRAINING_SETTINGS = ("latent", "d_z", "epochs", "beta", "lwln", "permutation", "target", "canonical", "behaviour", "behaviour_loss",
                       "behaviour_queries", "checkpoint")
 
@@ -239,12 +243,14 @@ def _transfer(out: Path, bundle, baseline, zoo: Zoo, n: int, epochs: int, device
     return {"target": target.name, "epochs": epochs, "samplers": list(samplers), "populations": summarize_runs(runs),
             "steps": summarize_steps(runs), "tests": compare_runs(runs, samplers[0])}
 
+# %% ../nbs/10_demo.ipynb #28e8df4b
 def _unseen_zoo(out: Path, bundle, baseline, zoo: Zoo, n: int, epochs: int, device, progress: bool, samplers: tuple) -> dict:
     "Evaluation 5: a zoo of inverted digits the autoencoder never saw (trained here, resumable), encoded, sampled, decoded."
     config = zoo_config("digits", dataset="digits_inverted", models=min(len(zoo), 30), epochs=zoo.config["epochs"], first_seed=5000)
     unseen = train_zoo(config, out / "unseen_zoo", device=device, progress=progress)
     return unseen_zoo_experiment(bundle, unseen, n, device=device, samplers=samplers)
 
+# %% ../nbs/10_demo.ipynb #ceeb4150
 def _unseen_architectures(out: Path, bundle, baseline, zoo: Zoo, n: int, epochs: int, device, progress: bool, samplers: tuple) -> dict:
     "Evaluation 6: samples placed into three unseen architectures and fine-tuned on inverted digits, against random init step by step."
     target = load_dataset("digits_inverted", device=device)

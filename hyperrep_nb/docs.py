@@ -31,6 +31,7 @@ def figure_html(spec: dict,              # a plotly figure as saved in a noteboo
     "HTML that draws one saved plotly figure with plotly.js."
     return pio.to_html(spec, config=spec.get("config"), include_plotlyjs=include_plotlyjs, full_html=False, validate=False)
 
+# %% ../nbs/13_docs.ipynb #10ecb7df
 class plotly_html(Processor):
     "nbdev processor: plotly JSON outputs become HTML drawn by plotly.js, which the notebook's first figure embeds."
     def begin(self): self.first = True
@@ -50,6 +51,7 @@ def plotly_bundle() -> str:
     import plotly
     return (Path(plotly.__file__).parent / "package_data" / "widgetbundle.js").read_text(encoding="utf-8")
 
+# %% ../nbs/13_docs.ipynb #ff1cafed
 def compact_widgets(path: str | Path  # an executed notebook
                     ) -> int:         # how many bundle copies were replaced
     "Replace every copy of plotly's widget bundle in a notebook's saved widget state by `BUNDLE_MARKER` (atomically)."
@@ -77,6 +79,7 @@ def _resolves(state: dict, path: list) -> bool:
         except (KeyError, IndexError, TypeError): return False
     return isinstance(state, (dict, list))
 
+# %% ../nbs/13_docs.ipynb #b29a9bf7
 def prune_buffers(model: dict   # one model of a saved widget state
                   ) -> int:     # how many buffers were dropped
     "Drop the binary buffers whose path no longer exists in the model's state."
@@ -141,6 +144,7 @@ def npm_tarball(package: str   # a key of `NPM_ASSETS`, `name@version`
         raise ValueError(f"{package}: the downloaded tarball does not match its pinned sha512")
     return data
 
+# %% ../nbs/13_docs.ipynb #2467b3f9
 def _unpack(data: bytes, folder: Path, patterns: list):
     "Copy the files of an npm tarball matching `patterns` (paths inside the package) flat into `folder`."
     folder.mkdir(parents=True, exist_ok=True)
@@ -150,6 +154,7 @@ def _unpack(data: bytes, folder: Path, patterns: list):
             if member.isfile() and any(fnmatch.fnmatch(inner, p) for p in patterns):
                 (folder / Path(inner).name).write_bytes(tar.extractfile(member).read())
 
+# %% ../nbs/13_docs.ipynb #430d7b48
 def vendor(static: Path,              # the `_static/` folder of a build
            download: bool = True      # fetch what is missing from npm (else a missing file is an error)
            ) -> Path:
@@ -222,6 +227,7 @@ def docs_procs(nb, site: Path) -> list:
     ours = {"plotly_html", "restore_widget_bundle"}
     return [p for p in FilterDefaults().procs() if getattr(p, "__name__", "") not in ours] + [plotly_html, restore_widget_bundle(nb, site)]
 
+# %% ../nbs/13_docs.ipynb #e9577e13
 def process(path: Path,   # a notebook
             site: Path    # folder the site is rendered into
             ) -> tuple:   # (nbformat notebook ready for nbconvert, page title)

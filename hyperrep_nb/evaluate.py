@@ -143,6 +143,7 @@ def _values(values, name: str = "values") -> np.ndarray:
     if not np.isfinite(array).all(): raise HyperrepError(f"{name} holds {int((~np.isfinite(array)).sum())} NaN or inf values: expected finite numbers")
     return array
 
+# %% ../nbs/09_evaluate.ipynb #1a891458
 def summarize(values,                  # numbers, e.g. the test accuracies of a population
               resamples: int = 2000,   # bootstrap resamples
               seed: int = 0            # seed of the bootstrap
@@ -194,6 +195,7 @@ def _nearest(arch: Architecture, generated: torch.Tensor, training: torch.Tensor
             out["distance_aligned"].append(matched.gather(1, best)[:, 0]); out["nearest_aligned"].append(index.gather(1, best)[:, 0])
     return {k: torch.cat(v).cpu().numpy() for k, v in out.items() if v}
 
+# %% ../nbs/09_evaluate.ipynb #de678417
 @torch.no_grad()
 def nearest_training_distance(generated: Population,   # generated models
                               training: Population,    # the models the generator learned from
@@ -216,6 +218,7 @@ def _runs(population: Population, run_ids) -> np.ndarray:
     if len(run_ids) != len(population): raise HyperrepError(f"{len(run_ids)} run ids for {len(population)} models: expected one per model")
     return run_ids
 
+# %% ../nbs/09_evaluate.ipynb #d3e34c1c
 @torch.no_grad()
 def reference_distances(training: Population,   # training models, possibly several epochs per run
                         run_ids,                # one id per model (e.g. its seed or zoo model index), or a table column name
@@ -461,6 +464,7 @@ def _points(points) -> tuple[np.ndarray, np.ndarray]:
     if array.ndim != 2 or array.shape[1] != 2: raise HyperrepError(f"expected points [n, 2] of (accuracy, max_iou), got shape {array.shape}")
     return _values(array[:, 0], "accuracy"), _values(array[:, 1], "max_iou")
 
+# %% ../nbs/09_evaluate.ipynb #8b9b1971
 def chance_ceiling(labels,           # the test labels `[N]`
                    z: float = 3.0     # standard errors above chance
                    ) -> float:        # the accuracy a model must exceed not to count as chance

@@ -78,6 +78,7 @@ def iter_population(path: str | Path,  # a population folder
     arch, parts, spec = population_parts(path)
     for file in parts: yield _read_part(arch, file, spec, default_device(device))
 
+# %% ../nbs/11_experiments.ipynb #ec52a848
 def population_parts(path: str | Path  # a population folder
                      ) -> tuple[Architecture, list[Path], dict]:  # its architecture, part files and population.json
     "What a population folder holds, checked before anything large is read."
@@ -104,6 +105,7 @@ def _read_part(arch: Architecture, file: Path, spec: dict, device) -> Population
 # %% ../nbs/11_experiments.ipynb #32144494
 def _generator(seed: int) -> torch.Generator: return torch.Generator().manual_seed(seed)
 
+# %% ../nbs/11_experiments.ipynb #8fc8025e
 EVALUATION_SAMPLERS = ("S_KDE30_joint", "S_KDE30")   # the best measured sampler first, the paper's beside it
 
 def transfer_experiment(bundle,                  # `HyperRepresentation` of the source zoo (LWLN)
@@ -162,6 +164,7 @@ def _single_and_ensembles(population: Population, dataset: Dataset, k: int, seed
     return {"n": len(population), "single_mean": float(single.mean()), "single_max": float(single.max()),
             "ensemble_k": k, "ensemble_mean": float(ensembles["mean"]), "ensemble_max": float(ensembles["max"])}
 
+# %% ../nbs/11_experiments.ipynb #469bba09
 def unseen_zoo_experiment(bundle,             # `HyperRepresentation` trained on another zoo
                           unseen: Zoo,        # a zoo the bundle never saw (same architecture)
                           n: int = 50,        # models to sample
@@ -274,6 +277,7 @@ def sampled_populations(bundle: HyperRepresentation, names: tuple, n: int, seed:
     "`n` models of each named sampler, every one drawn with the same seed."
     return {name: sample_population(bundle, fit_sampler(name, bundle), n, _generator(seed), bundle.device) for name in names}
 
+# %% ../nbs/11_experiments.ipynb #99c606c4
 def judge_bundle(bundle: HyperRepresentation,  # a trained hyper-representation of `zoo`
                  zoo: Zoo,                     # the zoo it learned from
                  n: int = 50,                  # models per sampled population

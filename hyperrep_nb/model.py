@@ -90,6 +90,7 @@ def to_dict(self: AEConfig) -> dict:
     "JSON form (see `AEConfig.from_dict`)."
     return asdict(self)
 
+# %% ../nbs/06_model.ipynb #92d43a60
 @patch(cls_method=True)
 def from_dict(cls: AEConfig, d: dict  # the output of `to_dict` (unknown keys are refused)
               ) -> "AEConfig":
@@ -137,6 +138,7 @@ def check_widths(widths  # [(n_tokens_l, width_l), ...] per parameter layer, in 
         raise HyperrepError(f"widths must be a non-empty list of positive (n_tokens, width) pairs, got {widths!r}")
     return pairs
 
+# %% ../nbs/06_model.ipynb #d115903b
 def layer_mask(widths  # [(n_tokens_l, width_l), ...]
                ) -> torch.Tensor:
     "Bool `[T, W_max]`: True on the real entries of the token grid, False on padding."
@@ -144,6 +146,7 @@ def layer_mask(widths  # [(n_tokens_l, width_l), ...]
     w_max = max(w for _, w in widths)
     return torch.cat([(torch.arange(w_max) < w).expand(n, w_max) for n, w in widths])
 
+# %% ../nbs/06_model.ipynb #963fd26a
 def layer_scale(widths,                 # [(n_tokens_l, width_l), ...]
                 sigmas=None             # per-layer std of the weights (train split); None: ones (plain MSE)
                 ) -> torch.Tensor:
@@ -176,7 +179,7 @@ class SelfAttention(nn.Module):
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
         return self.out(y.transpose(1, 2).reshape(B, S, d))
 
-
+# %% ../nbs/06_model.ipynb #f3ed5837
 class TransformerLayer(nn.Module):
     "Pre-norm transformer encoder layer: self-attention then feed-forward, each with a residual."
     def __init__(self, d_token: int,       # token width
@@ -196,7 +199,7 @@ class TransformerLayer(nn.Module):
         x = x + self.drop(self.attention(self.norm1(x)))
         return x + self.drop(self.feed_forward(self.norm2(x)))
 
-
+# %% ../nbs/06_model.ipynb #5ffbe2e2
 def transformer(config: AEConfig  # uses d_token, heads, d_hidden, layers, dropout
                 ) -> nn.Sequential:
     "`config.layers` pre-norm transformer layers and a final `LayerNorm`."

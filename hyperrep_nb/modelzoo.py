@@ -52,6 +52,7 @@ def _number(value) -> float:
     "A finite or NaN float from a JSON value (NaN for anything that is not a number)."
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
 
+# %% ../nbs/04_modelzoo.ipynb #6aaddf0a
 def result_epochs(results: list[dict],     # the result lines of one model
                   checkpoint_epochs        # the epochs that have a checkpoint
                   ) -> list[int]:          # the epoch of every line
@@ -61,6 +62,7 @@ def result_epochs(results: list[dict],     # the result lines of one model
     return [int(row["training_iteration"]) if isinstance(row.get("training_iteration"), (int, float)) else i + 1
             for i, row in enumerate(results)]
 
+# %% ../nbs/04_modelzoo.ipynb #5ae60937
 def modelzoo_metrics(model: dict  # the output of `read_modelzoo_model`
                      ) -> pd.DataFrame:  # one row per epoch (results or checkpoints), NaN where missing
     "Loss and accuracy (as fractions) of one model per epoch, from its `result.json`."
@@ -77,6 +79,7 @@ def modelzoo_metrics(model: dict  # the output of `read_modelzoo_model`
 class _Unreadable(HyperrepError):
     "A checkpoint that cannot be loaded (corrupt, refused by `weights_only=True`, or not a state_dict)."
 
+# %% ../nbs/04_modelzoo.ipynb #3ff644e4
 def _short(error: Exception) -> str:
     "The informative line of a (long) `torch.load` error."
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
@@ -84,6 +87,7 @@ def _short(error: Exception) -> str:
     line = match.group(0) if match else (text.strip().splitlines() or [""])[0]
     return line.split(". ")[0].rstrip(".")[:200]
 
+# %% ../nbs/04_modelzoo.ipynb #f5f3f373
 def _read_state_dict(path: Path) -> Mapping:
     "A state_dict loaded with `weights_only=True`, or `_Unreadable`."
     try: state = torch.load(path, map_location="cpu", weights_only=True)
@@ -96,6 +100,7 @@ def _read_state_dict(path: Path) -> Mapping:
         raise _Unreadable(f"{path} holds {type(state).__name__}, expected a state_dict of tensors")
     return state
 
+# %% ../nbs/04_modelzoo.ipynb #55043299
 def load_modelzoo_checkpoint(path: str | Path,     # a `checkpoints` file of a public zoo
                              arch: Architecture    # the architecture its tensors must fit, in order
                              ) -> dict[str, torch.Tensor]:  # `{name: tensor}` in `arch.param_shapes`, float32
@@ -127,6 +132,7 @@ def _default_epochs(models: list[dict]) -> list[int]:
     counts = Counter(epoch for model in models for epoch in model["checkpoints"])
     return sorted(epoch for epoch, count in counts.items() if 2 * count > len(models))
 
+# %% ../nbs/04_modelzoo.ipynb #69f58008
 def _default_arch(models: list[dict]) -> Architecture:
     "The paper CNN with the channels and activation the models' params agree on."
     try: settings = {(int(m["params"].get("model::channels_in", 1)), str(m["params"].get("model::nlin", "tanh"))) for m in models}
@@ -152,11 +158,13 @@ def _simple(value):
     "A JSON scalar as it is; lists and objects as compact JSON text."
     return value if value is None or isinstance(value, (str, int, float, bool)) else json.dumps(value, sort_keys=True)
 
+# %% ../nbs/04_modelzoo.ipynb #af986605
 def _uniform(values: list):
     "The value when all agree, else the sorted distinct values."
     distinct = sorted({json.dumps(v, sort_keys=True) for v in values})
     return values[0] if len(distinct) == 1 else [json.loads(v) for v in distinct]
 
+# %% ../nbs/04_modelzoo.ipynb #7852cad5
 def _null_nan(rows: list[list[float]]) -> list[list[float | None]]:
     "Rows of metrics, rounded, with NaN as None (JSON null)."
     return [[None if math.isnan(v) else round(float(v), 6) for v in row] for row in rows]
@@ -171,6 +179,7 @@ def _model_folders(source: Path, out: Path) -> list[Path]:
     if not folders: raise HyperrepError(f"no model directories in {source}: expected sub-folders with params.json (modelzoos.cc layout)")
     return folders
 
+# %% ../nbs/04_modelzoo.ipynb #de64e030
 def _check_model(model: dict, epochs: list[int], arch: Architecture, threshold: float | None
                  ) -> tuple[tuple[str, str] | None, list[torch.Tensor]]:
     "The first problem of a model (reason, detail), or None, and its flat weights per epoch."
@@ -197,6 +206,7 @@ def _model_columns(params: list[dict], kept: list[str], split_seed: int) -> dict
         if key not in columns: columns[key] = [_simple(p.get(key)) for p in params]
     return columns
 
+# %% ../nbs/04_modelzoo.ipynb #763272ad
 def _import_config(source: Path, params: list[dict], epochs: list[int], threshold: float | None, split_seed: int) -> dict:
     "The zoo config of an import: source, size, and the training settings of the models' params."
     config = {"source": str(source), "preset": "imported", "models": len(params), "epochs": epochs[-1]}
@@ -212,11 +222,13 @@ def _new_report(found: int) -> dict:
     return {"found": found, "imported": 0, "nan": 0, "above_threshold": 0, "missing_epochs": 0, "unreadable": 0,
             "epochs": [], "dropped": {}}
 
+# %% ../nbs/04_modelzoo.ipynb #a05a56c0
 def _drop(report: dict, name: str, reason: str, detail: str):
     "Record a dropped model in the report."
     report[reason] += 1
     report["dropped"][name] = {"reason": reason, "detail": detail}
 
+# %% ../nbs/04_modelzoo.ipynb #a2d3a85e
 def _summary(report: dict) -> str:
     "The one-line summary of an import report."
     epochs = report["epochs"]

@@ -178,6 +178,7 @@ def check_count(n  # a number of samples or models
         raise HyperrepError(f"n={n!r}: expected a positive number of samples")
     return int(n)
 
+# %% ../nbs/08_sampling.ipynb #5f53a313
 def _check_top(top) -> float | None:
     "`top` as a float in (0, 1], or None."
     if top is None: return None
@@ -185,6 +186,7 @@ def _check_top(top) -> float | None:
         raise HyperrepError(f"top={top!r}: expected a fraction in (0, 1], e.g. 0.3 for the best 30% of anchors")
     return float(top)
 
+# %% ../nbs/08_sampling.ipynb #55940135
 def _variant(base: str, top: float | None) -> str:
     "A sampler's name: `S_KDE`, or `S_KDE30` when it uses only the best 30% of anchors."
     return base if top is None or top >= 1 else f"{base}{round(100 * top)}"
@@ -421,6 +423,7 @@ def nearest_anchor_distance(samples: torch.Tensor,   # [n, D]
         out.append(distance.min(1).values)
     return torch.cat(out)
 
+# %% ../nbs/08_sampling.ipynb #bc822516
 def near_copy_fraction(samples: torch.Tensor,   # [n, D]
                        anchors: torch.Tensor,   # [A, D]
                        ratio: float = 0.5       # threshold, relative to the median anchor-anchor nearest distance

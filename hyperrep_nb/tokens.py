@@ -74,6 +74,7 @@ def _check_tokens(layout: TokenLayout, tokens: torch.Tensor):
         raise HyperrepError(f"expected tokens [M, {layout.n_tokens}, {layout.max_width}] for {layout.arch.name}, "
                             f"got {list(tokens.shape)}")
 
+# %% ../nbs/05_tokens.ipynb #7425b435
 def vectors_to_tokens(layout: TokenLayout,    # the token layout of the vectors' architecture
                       vectors: torch.Tensor   # flat parameter vectors `[M, N]`
                       ) -> torch.Tensor:      # tokens `[M, n_tokens, max_width]`, zero-padded
@@ -84,6 +85,7 @@ def vectors_to_tokens(layout: TokenLayout,    # the token layout of the vectors'
     index = layout.on(vectors.device)["token_index"]
     return padded.index_select(1, index.flatten()).view(len(vectors), layout.n_tokens, layout.max_width)
 
+# %% ../nbs/05_tokens.ipynb #5486ed94
 def tokens_to_vectors(layout: TokenLayout,   # the token layout of the tokens' architecture
                       tokens: torch.Tensor   # tokens `[M, n_tokens, max_width]` (padding is ignored)
                       ) -> torch.Tensor:     # flat parameter vectors `[M, N]`
@@ -91,11 +93,13 @@ def tokens_to_vectors(layout: TokenLayout,   # the token layout of the tokens' a
     _check_tokens(layout, tokens)
     return tokens.reshape(len(tokens), -1).index_select(1, layout.on(tokens.device)["vector_index"])
 
+# %% ../nbs/05_tokens.ipynb #899f899c
 def tokenize(population: Population  # the models to tokenise
              ) -> torch.Tensor:      # `[M, n_tokens, max_width]`, zero-padded, on the population's device
     "The token matrices of all models of a population."
     return vectors_to_tokens(_layout(population.arch), population.to_vector())
 
+# %% ../nbs/05_tokens.ipynb #bf6cca61
 def detokenize(arch: Architecture,                 # the architecture of the tokens
                tokens: torch.Tensor,               # `[M, n_tokens, max_width]` (padding is ignored)
                table: pd.DataFrame | None = None   # per-model table for the population
@@ -109,6 +113,7 @@ def _permutations(layout: TokenLayout, batch: int, device, generator=None) -> li
     return [torch.rand(batch, stop - start, generator=generator, device=device).argsort(1)
             for start, stop, _ in layout.layers[:-1]]
 
+# %% ../nbs/05_tokens.ipynb #f93e5ecf
 def _permutation_index(layout: TokenLayout, perms: list[torch.Tensor]) -> torch.Tensor:
     "Gather index `[B, n_tokens * max_width]` into flattened token matrices that applies `perms`."
     batch, device = len(perms[0]), perms[0].device
@@ -122,6 +127,7 @@ def _permutation_index(layout: TokenLayout, perms: list[torch.Tensor]) -> torch.
     index = cols[:, layout.on(device)["token_layer"]]                                # [B, n_tokens, max_width]
     return index.add_(rows[:, :, None] * layout.max_width).flatten(1)
 
+# %% ../nbs/05_tokens.ipynb #a3ecdc96
 def permute_tokens(layout: TokenLayout,   # the token layout of the tokens' architecture
                    tokens: torch.Tensor,  # `[B, n_tokens, max_width]`
                    generator: torch.Generator | None = None,  # on the tokens' device; None: global RNG
@@ -137,6 +143,7 @@ def permute_tokens(layout: TokenLayout,   # the token layout of the tokens' arch
     index = _permutation_index(layout, perms)
     return tokens.reshape(len(tokens), -1).gather(1, index).view_as(tokens)
 
+# %% ../nbs/05_tokens.ipynb #8f148037
 def permutation_bank(layout: TokenLayout,   # the token layout of the architecture
                      size: int,             # permutations in the bank (the authors' later code: 20)
                      seed: int = 0          # seed of the bank
@@ -233,6 +240,7 @@ def _assign(cost: torch.Tensor) -> torch.Tensor:
     perms = np.stack([linear_sum_assignment(matrix)[1] for matrix in matrices])
     return torch.as_tensor(perms, dtype=torch.long, device=cost.device)
 
+# %% ../nbs/05_tokens.ipynb #51142b6f
 def align_vectors(arch: Architecture,       # the architecture of the vectors
                   reference: torch.Tensor,  # `[P, N]` one reference vector per vector
                   vectors: torch.Tensor     # `[P, N]` flat vectors to permute
@@ -254,6 +262,7 @@ def align_vectors(arch: Architecture,       # the architecture of the vectors
         out[:, layer.weight_slice], out[:, layer.bias_slice] = weight.reshape(pairs, -1), bias
     return out
 
+# %% ../nbs/05_tokens.ipynb #09971f7b
 @torch.no_grad()
 def align_to(reference: Population,   # one model, or one per model of `population`
              population: Population   # models to permute

@@ -73,6 +73,7 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tens
     return {f"{index}.{key}": torch.as_tensor(value).reshape(-1) if key == "step" else value
             for index, state in optimizer.state_dict()["state"].items() for key, value in state.items()}
 
+# %% ../nbs/07_train.ipynb #e5df6466
 def _load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]):
     "Restore an optimizer from `_optimizer_tensors`."
     state = {}
@@ -199,10 +200,12 @@ def identity(self: Trainer) -> dict:
     return {"zoo": str(self.zoo.path.resolve()), "window": list(self.window), "ae": self.config.to_dict(), "seed": self.seed,
             "arch": self.zoo.arch.to_dict()}
 
+# %% ../nbs/07_train.ipynb #14e88287
 @patch
 def _weights(self: Trainer) -> dict[str, torch.Tensor]:
     return {**{f"model.{k}": v for k, v in self.model.state_dict().items()}, **{f"head.{k}": v for k, v in self.head.state_dict().items()}}
 
+# %% ../nbs/07_train.ipynb #ee51b8ba
 @patch
 def save_state(self: Trainer):
     "Write last weights, optimizer and state (the commit point, written last); across ranks, rank 0 writes."
@@ -283,6 +286,7 @@ class _AllGather(torch.autograd.Function):
         dist.all_reduce(grad)
         return grad[dist.get_rank()]
 
+# %% ../nbs/07_train.ipynb #5908a2ab
 def gather_rows(x: torch.Tensor,   # `[sizes[rank], D]` this rank's rows
                 sizes: list[int]   # rows per rank
                 ) -> torch.Tensor: # `[sum(sizes), D]` in rank order
@@ -375,6 +379,7 @@ def _greedy_components(eigenvalues: list[torch.Tensor], neurons: list[int], budg
             keep[l], used = keep[l] + 1, used + neurons[l]
     return keep
 
+# %% ../nbs/07_train.ipynb #3e05fd4b
 def linear_code_yardstick(zoo: Zoo,                           # the zoo (its train and test splits)
                           budgets=(16, 64, 256, 700, 1200, 2000), # numbers per model the code may use
                           epoch: int | None = None,           # checkpoint to use (None: the last)
@@ -599,6 +604,7 @@ def decode(self: HyperRepresentation, z: torch.Tensor, table: pd.DataFrame | Non
     "The population that embeddings `z [M, d_z]` decode to."
     return detokenize(self.arch, decode_tokens(self.model, z.to(self.device), batch), table)
 
+# %% ../nbs/07_train.ipynb #5ed6ca67
 @patch
 def reconstruct(self: HyperRepresentation, population: Population) -> Population:
     "decode(encode(population)), keeping its table."

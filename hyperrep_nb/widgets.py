@@ -31,10 +31,12 @@ def _bundle(bundle, device=None) -> HyperRepresentation:
     if device is not None and bundle.device != default_device(device): return HyperRepresentation(bundle.path, device)
     return bundle
 
+# %% ../nbs/12_widgets.ipynb #6721efe6
 def _dataset(bundle: HyperRepresentation):
     "The bundle's dataset on its device."
     return bundle.dataset()
 
+# %% ../nbs/12_widgets.ipynb #f0a5ac9d
 def _zoo(bundle: HyperRepresentation) -> Zoo:
     "The zoo the bundle learned from."
     path = Path(bundle.meta["zoo"])
@@ -42,6 +44,7 @@ def _zoo(bundle: HyperRepresentation) -> Zoo:
         raise HyperrepError(f"the zoo of {bundle.path} is not at {path} any more; this widget needs its original weights")
     return Zoo(path)
 
+# %% ../nbs/12_widgets.ipynb #0943c9d6
 def _accuracy(population: Population, dataset) -> np.ndarray:
     "Test accuracy of every model."
     return score_population(population, dataset.x_test, dataset.y_test)["accuracy"].cpu().numpy()
@@ -64,6 +67,7 @@ class _Figure(go.FigureWidget):
         with super().batch_update(): yield
         self._sync()
 
+# %% ../nbs/12_widgets.ipynb #0f9d5174
 def _figure(title: str, x: str, y: str, height: int = 320, **layout) -> _Figure:
     "An empty figure widget with a title and axis names."
     return _Figure(layout=dict(title=title, xaxis_title=x, yaxis_title=y, height=height, margin=dict(l=50, r=20, t=50, b=40),
@@ -101,6 +105,7 @@ def _rows(bundle: HyperRepresentation, split: str | None = None, epoch: int | No
     if epoch is not None: keep &= table["epoch"].to_numpy() == epoch
     return np.flatnonzero(keep)
 
+# %% ../nbs/12_widgets.ipynb #5d2d7acb
 def _label(table: pd.DataFrame, row: int) -> str:
     r = table.iloc[row]
     return f"seed {int(r['seed'])} · epoch {int(r['epoch'])} · {r['split']} · acc {float(r['test_accuracy']):.3f}"
@@ -222,6 +227,7 @@ def _cosine_distances(z: torch.Tensor, a: np.ndarray, b: np.ndarray, same: bool)
     d = (1 - unit[a] @ unit[b].T).cpu().numpy()
     return d[np.triu_indices(len(a), 1)] if same else d.ravel()
 
+# %% ../nbs/12_widgets.ipynb #4502ed92
 def _project(z: np.ndarray, method: str) -> np.ndarray:
     "3-D PCA or UMAP of the embeddings."
     if method == "PCA":

@@ -97,6 +97,7 @@ def dataset_channels(name: str) -> int:
     "Input channels of a dataset as the paper's zoos see it (SVHN is converted to grayscale)."
     return 3 if split_shift(name)[0] in ("cifar10", "stl10") else 1
 
+# %% ../nbs/03_zoo.ipynb #8066a611
 def zoo_architecture(config: ZooConfig) -> Architecture:
     "The architecture a zoo config names: its `arch` spec, else the paper CNN for its dataset and activation."
     if config.arch is not None: return Architecture.from_dict(config.arch)
@@ -133,6 +134,7 @@ def epoch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
     state = int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)[0])
     return torch.randperm(n, generator=torch.Generator().manual_seed(state))
 
+# %% ../nbs/03_zoo.ipynb #d718c890
 def epoch_metrics(population: Population, dataset: Dataset) -> dict[str, torch.Tensor]:
     "Train and test loss and accuracy of every model (`[M]` each)."
     train, test = score_population(population, dataset.x_train, dataset.y_train), score_population(population, dataset.x_test, dataset.y_test)
@@ -148,6 +150,7 @@ def _chunk_step(arch, params, optimizer, x, y):
     loss.backward()
     optimizer.step()
 
+# %% ../nbs/03_zoo.ipynb #5cc09369
 def _adam_state(optimizer, params) -> dict[str, torch.Tensor]:
     "The Adam moments of a chunk as `{name.exp_avg, name.exp_avg_sq, step}`."
     state = {}
@@ -159,11 +162,13 @@ def _adam_state(optimizer, params) -> dict[str, torch.Tensor]:
     state["step"] = torch.as_tensor(step, dtype=torch.float32).reshape(1).expand(next(iter(params.values())).shape[0]).clone()
     return state
 
+# %% ../nbs/03_zoo.ipynb #d3517edf
 def _fresh_adam_state(params: dict[str, torch.Tensor], models: int) -> dict[str, torch.Tensor]:
     "Adam before its first step (zero moments, step 0), in the layout of `_adam_state`."
     state = {f"{name}.{moment}": torch.zeros_like(p) for name, p in params.items() for moment in ("exp_avg", "exp_avg_sq")}
     return {**state, "step": torch.zeros(models, device=next(iter(params.values())).device)}
 
+# %% ../nbs/03_zoo.ipynb #6948f211
 def _load_adam_state(optimizer, params, state: dict[str, torch.Tensor]):
     "Put saved Adam moments (for this chunk's models) back into `optimizer`."
     for name, p in params.items():
@@ -505,6 +510,7 @@ def shard_config(config: ZooConfig, block: range) -> ZooConfig:
     "The config of one shard: the same training, for the seeds of `block` only."
     return ZooConfig.from_dict({**config.to_dict(), "first_seed": config.first_seed + block.start, "models": len(block)})
 
+# %% ../nbs/03_zoo.ipynb #8ffeef36
 def _wait_for_shards(ray, pending: list, folders: list[Path], target: int, progress: bool):
     "Wait for every shard task, showing their committed epochs; a failed task raises a HyperrepError."
     def committed(): return sum(max(0, read_json(f / "zoo.json")["last_epoch"]) if (f / "zoo.json").exists() else 0 for f in folders)
