@@ -67,7 +67,7 @@ def bundle(zoo, tmp_path_factory):
 
 def test_sample_then_evaluate(zoo, bundle, tmp_path):
     record = json.loads(run("sample", "--bundle", str(bundle), "--n", "6", "--out", str(tmp_path / "pop")).stdout)
-    assert record["n"] == 6 and record["sampler"] == "S_KDE30" and 0 <= record["test_accuracy_mean"] <= 1
+    assert record["n"] == 6 and record["sampler"] == "S_KDE30_joint" and 0 <= record["test_accuracy_mean"] <= 1
     assert (tmp_path / "pop" / "part-00000.safetensors").is_file() and (tmp_path / "pop" / "population.json").is_file()
     result = json.loads(run("evaluate", str(tmp_path / "pop"), "--zoo", str(zoo), "--window", "2", "3",
                             "--finetune-epochs", "1", "--out", str(tmp_path / "eval.json")).stdout)
