@@ -177,6 +177,19 @@ def _load_adam_state(optimizer, params, state: dict[str, torch.Tensor]):
                               "exp_avg_sq": state[f"{name}.exp_avg_sq"].to(p.device).clone()}
 
 # %% ../nbs/03_zoo.ipynb #2635111c
+def _check_trainable(population: Population, dataset: Dataset):
+    "Refuse data that does not fit the population's architecture, or a table without the seeds of the data orders."
+    if tuple(dataset.x_train.shape[1:]) != population.arch.input_shape:
+        raise HyperrepError(f"dataset {dataset.name} has images {list(dataset.x_train.shape[1:])}, "
+                            f"the architecture expects {list(population.arch.input_shape)}")
+    if "seed" not in population.table: raise HyperrepError("the population's table needs a 'seed' column (data orders are seeded per model)")
+
+# %% ../nbs/03_zoo.ipynb #ebb2a248
+def _report_step(on_step, step: int, arch: Architecture, chunk: dict, table: pd.DataFrame, first: int):
+    "Hand a chunk's models as they are after `step` steps (rows `first`.. of the population) to `on_step`."
+    on_step(step, slice(first, first + len(table)), Population(arch, {k: v.detach() for k, v in chunk.items()}, table))
+
+# %% ../nbs/03_zoo.ipynb #9f471c27
 def fit_population(population: Population,        # models to train (their parameters are not modified)
                    dataset: Dataset,               # data; images must match the architecture's input
                    epochs: int,                    # last epoch to reach
@@ -193,15 +206,11 @@ def fit_population(population: Population,        # models to train (their param
                    ) -> Population:                # the trained population (epoch `epochs`)
     "Train every model of `population` with its own data order and Adam state, all models at once."
     device, arch = population.device, population.arch
-    if tuple(dataset.x_train.shape[1:]) != arch.input_shape:
-        raise HyperrepError(f"dataset {dataset.name} has images {list(dataset.x_train.shape[1:])}, "
-                            f"the architecture expects {list(arch.input_shape)}")
-    if "seed" not in population.table: raise HyperrepError("the population's table needs a 'seed' column (data orders are seeded per model)")
+    _check_trainable(population, dataset)
     models, n = len(population), dataset.n_train
     chunk_size = chunk_size or (models if device.type == "cuda" else 64)
     x, y = dataset.x_train.to(device), dataset.y_train.to(device)
-    seeds = population.table["seed"].to_numpy()
-    steps = math.ceil(n / batch_size)
+    seeds, steps = population.table["seed"].to_numpy(), math.ceil(n / batch_size)
     params = {k: v.detach().clone() for k, v in population.params.items()}
     state = {k: v.to(device).clone() for k, v in optimizer_state.items()} if optimizer_state else _fresh_adam_state(params, models)
     bar = tqdm(total=(epochs - start_epoch) * steps * models, disable=not progress, unit="model-step", leave=False)
@@ -215,9 +224,7 @@ def fit_population(population: Population,        # models to train (their param
                 index = orders[m0:m0 + chunk_size, step * batch_size:(step + 1) * batch_size]
                 _chunk_step(arch, chunk, optimizer, x[index], y[index])
                 if on_step is not None and (epoch - 1) * steps + step + 1 in at_steps:
-                    models_done = slice(m0, m0 + index.shape[0])
-                    on_step((epoch - 1) * steps + step + 1, models_done,
-                            Population(arch, {k: v.detach() for k, v in chunk.items()}, population.table.iloc[models_done]))
+                    _report_step(on_step, (epoch - 1) * steps + step + 1, arch, chunk, population.table.iloc[m0:m0 + index.shape[0]], m0)
                 bar.update(index.shape[0])
             for k, v in chunk.items(): params[k][m0:m0 + chunk_size] = v.detach()
             for k, v in _adam_state(optimizer, chunk).items(): state[k][m0:m0 + chunk_size] = v
