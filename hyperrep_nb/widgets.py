@@ -111,7 +111,7 @@ def _label(table: pd.DataFrame, row: int) -> str:
     return f"seed {int(r['seed'])} · epoch {int(r['epoch'])} · {r['split']} · acc {float(r['test_accuracy']):.3f}"
 
 # %% ../nbs/12_widgets.ipynb #c029851b
-def interpolation_widget(bundle,                 # `HyperRepresentation` or its folder
+def interpolation_widget(bundle,                 # a HyperRepresentation or its folder
                          steps: int = 21,        # points along each path
                          device=None             # None: cuda when available
                          ) -> W.VBox:
@@ -172,8 +172,8 @@ def interpolation_widget(bundle,                 # `HyperRepresentation` or its 
     return W.VBox([W.HBox([start, end]), busy.widget(), path_fig, W.HBox([slider, where]), layer_fig])
 
 # %% ../nbs/12_widgets.ipynb #6e1d8594
-def noise_widget(bundle,                      # `HyperRepresentation` or its folder
-                 levels=tuple(np.linspace(0, 0.5, 11)),  # relative noise: fractions of the embedding norm
+def noise_widget(bundle,                      # a HyperRepresentation or its folder
+                 levels=tuple(round(0.05 * i, 2) for i in range(11)),  # relative noise: fractions of the embedding norm
                  split: str = "test",         # models to perturb
                  seed: int = 0,               # seed of the noise directions
                  device=None                  # None: cuda when available
@@ -237,7 +237,7 @@ def _project(z: np.ndarray, method: str) -> np.ndarray:
     with keep_torch_threads(): return umap.UMAP(n_components=3, n_neighbors=min(15, len(z) - 1), random_state=0).fit_transform(z)
 
 # %% ../nbs/12_widgets.ipynb #3798a5f8
-def geometry_widget(bundle,       # `HyperRepresentation` or its folder
+def geometry_widget(bundle,       # a HyperRepresentation or its folder
                     device=None   # None: cuda when available
                     ) -> W.VBox:
     "Norms, pairwise cosine distances, a 3-D projection coloured by a property, and per-dimension distributions."
@@ -285,7 +285,7 @@ def geometry_widget(bundle,       # `HyperRepresentation` or its folder
     return W.VBox([W.HBox([norms, cosine]), W.HBox([method, colour]), busy.widget(), cloud, dimension, per_dim])
 
 # %% ../nbs/12_widgets.ipynb #907a0de1
-def sampling_widget(bundle,                 # `HyperRepresentation` or its folder
+def sampling_widget(bundle,                 # a HyperRepresentation or its folder
                     n: int = 100,           # default number of models
                     device=None             # None: cuda when available
                     ) -> W.VBox:
@@ -340,7 +340,7 @@ def _zoo_init(bundle: HyperRepresentation) -> str:
     return Zoo(path.parent).config.get("init", "uniform") if path.is_file() else "uniform"
 
 # %% ../nbs/12_widgets.ipynb #6d526019
-def reconstruction_widget(bundle,         # the LWLN `HyperRepresentation` (or its folder)
+def reconstruction_widget(bundle,         # the LWLN HyperRepresentation (or its folder)
                           baseline,       # the plain-MSE one, trained on the same zoo
                           device=None     # None: cuda when available
                           ) -> W.VBox:
