@@ -1,5 +1,8 @@
 """`hyperrep train` / `info` / `bench ae` end to end on a tiny zoo."""
-import json, sys
+import json, shutil, subprocess, sys
+
+import torch
+from safetensors.torch import load_file, save_file
 
 import pytest
 
@@ -84,6 +87,9 @@ def test_sample_then_evaluate(zoo, bundle, tmp_path):
     (["sample", "--bundle", "{bundle}", "--sampler", "S_X", "--out", "{tmp}/p"], "unknown sampler"),
     (["sample", "--bundle", "{bundle}", "--sampler", "S_GAN", "--bandwidth", "0.1", "--out", "{tmp}/p"], "bad option for S_GAN"),
     (["evaluate", "{tmp}"], "not a population folder"),
+    (["sample", "--bundle", "{bundle}", "--n", "0", "--out", "{tmp}/p"], "n=0: expected a positive number"),
+    (["sample", "--bundle", "{bundle}", "--n", "-5", "--out", "{tmp}/p"], "n=-5: expected a positive number"),
+    (["evaluate", "{tmp}/p", "--zoo", "{tmp}/no_zoo"], "not a population folder"),
 ])
 def test_sample_and_evaluate_errors(bundle, tmp_path, args, message):
     result = run(*[a.format(tmp=tmp_path, bundle=bundle) for a in args], check=False)
@@ -133,6 +139,33 @@ def test_sampling_more_models_than_the_disk_holds_is_refused_in_one_line(bundle,
     result = run("sample", "--bundle", str(bundle), "--n", str(10**13), "--quiet", "--out", str(tmp_path / "p"), check=False)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "of disk but" in result.stderr and "lower --n" in result.stderr, result.stderr
     assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda b: (b / "autoencoder.safetensors").write_bytes((b / "autoencoder.safetensors").read_bytes()[:1000]), "not a readable safetensors file"),
+    (lambda b: (b / "config.json").write_text("{"), "not valid JSON"),
+    (lambda b: save_file({"z": torch.full_like(load_file(b / "embeddings.safetensors")["z"], float("nan"))}, b / "embeddings.safetensors"),
+     "anchors contain NaN or infinite values"),
+])
+def test_a_damaged_bundle_is_one_error_line(bundle, tmp_path, damage, message):
+    damaged = tmp_path / "damaged"
+    shutil.copytree(bundle, damaged)
+    damage(damaged)
+    result = run("sample", "--bundle", str(damaged), "--n", "4", "--quiet", "--out", str(tmp_path / "p"), check=False)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert not (tmp_path / "p").exists()
+
+
+def test_two_zoo_commands_on_one_folder_end_with_a_clean_zoo(tmp_path):
+    args = ["zoo", "--models", "8", "--epochs", "3", "--quiet"]
+    run(*args, "--out", str(tmp_path / "clean"))
+    both = [subprocess.Popen([HYPERREP, *args, "--out", str(tmp_path / "shared")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+    assert [p.wait(timeout=300) for p in both] == [0, 0], [p.stderr.read() for p in both]
+    for epoch in range(4):
+        name = f"checkpoints/epoch_{epoch:03d}.safetensors"
+        assert (tmp_path / "shared" / name).read_bytes() == (tmp_path / "clean" / name).read_bytes(), epoch
+    for name in ("zoo.json", "metrics.json"):
+        assert json.loads((tmp_path / "shared" / name).read_text()) == json.loads((tmp_path / "clean" / name).read_text()), name
 
 
 def test_bench_sample_prints_json(bundle):
