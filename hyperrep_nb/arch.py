@@ -429,13 +429,6 @@ def split(self: Population, name: str  # "train", "val" or "test"
     "The models of one split, in order."
     return self[split_rows(self.table, name).tolist()]
 
-# %% ../nbs/02_arch.ipynb #6e48f7fc
-@patch
-def layer_stds(self: Population) -> torch.Tensor:  # `[parameter layers]`
-    "Per parameter layer, the standard deviation of all its weights and biases over the models (paper eq. 2's sigma)."
-    vectors = self.to_vector().float()
-    return torch.stack([vectors[:, l.slice].std() for l in self.arch.layout])
-
 # %% ../nbs/02_arch.ipynb #52cf5e52
 @patch(cls_method=True)
 def concat(cls: Population, populations: list["Population"]) -> "Population":
@@ -450,6 +443,13 @@ def concat(cls: Population, populations: list["Population"]) -> "Population":
 def to_vector(self: Population) -> torch.Tensor:
     "Flat parameter vectors `[M, N]` in layout order."
     return torch.cat([self.params[name].flatten(1) for name in self.arch.param_shapes], dim=1)
+
+# %% ../nbs/02_arch.ipynb #6e48f7fc
+@patch
+def layer_stds(self: Population) -> torch.Tensor:  # `[parameter layers]`
+    "Per parameter layer, the standard deviation of all its weights and biases over the models (paper eq. 2's sigma)."
+    vectors = self.to_vector().float()
+    return torch.stack([vectors[:, l.slice].std() for l in self.arch.layout])
 
 # %% ../nbs/02_arch.ipynb #1ea773b9
 @patch(cls_method=True)
