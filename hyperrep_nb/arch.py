@@ -444,13 +444,6 @@ def to_vector(self: Population) -> torch.Tensor:
     "Flat parameter vectors `[M, N]` in layout order."
     return torch.cat([self.params[name].flatten(1) for name in self.arch.param_shapes], dim=1)
 
-# %% ../nbs/02_arch.ipynb #6e48f7fc
-@patch
-def layer_stds(self: Population) -> torch.Tensor:  # `[parameter layers]`
-    "Per parameter layer, the standard deviation of all its weights and biases over the models (paper eq. 2's sigma)."
-    vectors = self.to_vector().float()
-    return torch.stack([vectors[:, l.slice].std() for l in self.arch.layout])
-
 # %% ../nbs/02_arch.ipynb #1ea773b9
 @patch(cls_method=True)
 def from_vector(cls: Population, arch: Architecture, vectors: torch.Tensor, table: pd.DataFrame | None = None) -> "Population":
@@ -463,6 +456,13 @@ def from_vector(cls: Population, arch: Architecture, vectors: torch.Tensor, tabl
         params[name] = vectors[:, start:start + size].reshape(-1, *shape)
         start += size
     return cls(arch, params, table)
+
+# %% ../nbs/02_arch.ipynb #6e48f7fc
+@patch
+def layer_stds(self: Population) -> torch.Tensor:  # `[parameter layers]`
+    "Per parameter layer, the standard deviation of all its weights and biases over the models (paper eq. 2's sigma)."
+    vectors = self.to_vector().float()
+    return torch.stack([vectors[:, l.slice].std() for l in self.arch.layout])
 
 # %% ../nbs/02_arch.ipynb #ee3f2653
 @patch
