@@ -146,9 +146,10 @@ def autoencoder_memory(arch: Architecture,   # the zoo's architecture
         weights = sum(p.numel() for p in [*model.parameters(), *ProjectionHead.from_config(config, model.code_size).parameters()])
     tokens = layout.n_tokens * layout.max_width
     per_token = 10 * config.d_token + 2 * config.d_hidden + 2 * config.heads * layout.n_tokens
-    activations = 2 * config.batch_size * layout.n_tokens * per_token * 2 * config.layers
+    batch = min(config.batch_size, samples)   # a window smaller than a batch is one batch
+    activations = 2 * batch * layout.n_tokens * per_token * 2 * config.layers
     per_image = sum(math.prod(shape) for shape in arch.shapes)
-    behaviour = 2 * config.batch_size * config.behaviour_queries * per_image * 3 if config.behaviour > 0 else 0
+    behaviour = 2 * batch * config.behaviour_queries * per_image * 3 if config.behaviour > 0 else 0
     return 4 * (3 * samples * tokens + 4 * weights + activations + behaviour)
 
 # %% ../nbs/07_train.ipynb #da88c5f2
