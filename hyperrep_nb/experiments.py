@@ -120,7 +120,7 @@ def transfer_experiment(bundle,                  # `HyperRepresentation` of the 
                         ) -> dict[str, pd.DataFrame]:  # population -> long table (model, step, epoch, test_accuracy, test_loss)
     "Fine-tune samples of each sampler, B_T and B_F on `target`, recording test accuracy at steps and epochs."
     device, config = default_device(device), zoo.config
-    populations = {name: sample_population(bundle, fit_sampler(name, bundle), n, _generator(seed), device) for name in samplers}
+    populations = sampled_populations(bundle, samplers, n, seed, device)
     populations |= {"B_T": random_init_baseline(zoo.arch, n, config.get("init", "uniform"), device),
                     "B_F": zoo.population(bundle.meta["window"][1], device).split("train")[:n]}
     if baseline is not None:
@@ -234,7 +234,7 @@ def unseen_architecture_experiment(bundle,           # `HyperRepresentation` of 
                                    ) -> dict[str, pd.DataFrame]:  # "<arch> (r. i.)" / "<arch> (<sampler>)" -> long table
     "Samples placed into architectures the autoencoder never saw, fine-tuned on `target`, against random initialisation."
     device, config = default_device(device), zoo.config
-    samples = {name: sample_population(bundle, fit_sampler(name, bundle), n, _generator(seed), device) for name in samplers}
+    samples = sampled_populations(bundle, samplers, n, seed, device)
     runs = {}
     for name, (arch, how) in unseen_architectures(target.channels, config.get("activation", "tanh")).items():
         random = random_init_baseline(arch, n, config.get("init", "uniform"), device)
@@ -273,9 +273,9 @@ def training_models(zoo: Zoo,              # the zoo
 # %% ../nbs/11_experiments.ipynb #f76241fd
 JUDGED_SAMPLERS = ("S_KDE30", "S_KDE30_joint", "S_U", "S_C")   # what a bundle is judged by: the paper's, the best, and two far off
 
-def sampled_populations(bundle: HyperRepresentation, names: tuple, n: int, seed: int = 0) -> dict[str, Population]:
-    "`n` models of each named sampler, every one drawn with the same seed."
-    return {name: sample_population(bundle, fit_sampler(name, bundle), n, _generator(seed), bundle.device) for name in names}
+def sampled_populations(bundle: HyperRepresentation, names: tuple, n: int, seed: int = 0, device=None) -> dict[str, Population]:
+    "`n` models of each named sampler, every one drawn with the same seed (on `device`; None: the bundle's)."
+    return {name: sample_population(bundle, fit_sampler(name, bundle), n, _generator(seed), device) for name in names}
 
 # %% ../nbs/11_experiments.ipynb #99c606c4
 def judge_bundle(bundle: HyperRepresentation,  # a trained hyper-representation of `zoo`
