@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     "The `hyperrep` argument parser: one subcommand per `_add_*` function below."
     parser = _Parser(prog="hyperrep", description="Hyper-representations as generative models: zoos, representations, sampled weights.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for add in (_add_zoo, _add_train, _add_info, _add_import_zoo, _add_demo, _add_sample, _add_evaluate, _add_ablate, _add_study, _add_download, _add_bench):
+    for add in (_add_zoo, _add_train, _add_info, _add_import_zoo, _add_demo, _add_sample, _add_evaluate, _add_ablate, _add_study, _add_lwln, _add_download, _add_bench):
         add(commands)
     return parser
 
@@ -70,8 +70,8 @@ def _add_zoo(commands):
 # %% ../nbs/90_cli.ipynb #f2aca635
 ARCH_SPEC_BYTES, ARCH_SPEC_DEPTH = 1_000_000, 8   # an architecture spec is a list of layer dicts: small and flat
 
-def _zoo_arch(args) -> dict | None:
-    "The architecture spec of `--arch SPEC.json` or `--mlp SIZES` (None: the paper CNN)."
+def _zoo_arch(args, input_shape: tuple | None = None) -> dict | None:
+    "The architecture spec of `--arch SPEC.json` or `--mlp SIZES` (None: the paper CNN); an MLP on images flattens them first."
     from hyperrep_nb.core import read_json
     if args.arch: return read_json(args.arch, max_bytes=ARCH_SPEC_BYTES, max_depth=ARCH_SPEC_DEPTH)
     if not args.mlp: return None
@@ -80,17 +80,18 @@ def _zoo_arch(args) -> dict | None:
     except ValueError: sizes = []
     if len(sizes) < 2 or min(sizes) < 1:
         raise HyperrepError(f"--mlp {args.mlp!r}: expected at least two comma-separated positive layer sizes, e.g. 13,32,3")
-    return mlp(sizes, args.activation or "relu").to_dict()
+    return mlp(sizes, args.activation or "relu", input_shape).to_dict()
 
 # %% ../nbs/90_cli.ipynb #29b43ba9
 def _cmd_zoo(args):
     "Train (or resume) a zoo and print its summary."
-    from hyperrep_nb.zoo import zoo_config, train_zoo, describe_zoo
+    from hyperrep_nb.zoo import zoo_config, train_zoo, describe_zoo, ZOO_PRESETS, dataset_input_shape
     from hyperrep_nb.data import read_dataset
     own = read_dataset(args.dataset, "cpu") if args.dataset and Path(args.dataset).is_dir() else None   # your data, from save_dataset
+    name = args.dataset or ZOO_PRESETS.get(args.preset, {}).get("dataset", "digits")
     config = zoo_config(args.preset, models=args.models, epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
                         batch_size=args.batch_size, init=args.init, activation=args.activation, first_seed=args.first_seed,
-                        dataset=own.name if own else args.dataset, arch=_zoo_arch(args))
+                        dataset=own.name if own else args.dataset, arch=_zoo_arch(args, own.input_shape if own else dataset_input_shape(name)))
     zoo = train_zoo(config, args.out, data_root=args.data_root, device=args.device, chunk_size=args.chunk_size,
                     progress=not args.quiet, until=args.until, ray=args.ray, shards=args.shards, dataset=own)
     print(describe_zoo(zoo))
@@ -179,9 +180,10 @@ def _add_demo(commands):
     demo.add_argument("--out", default="demo_out", help="output folder (resumed when rerun)")
     demo.add_argument("--n", type=int, default=50, help="models per generated population")
     demo.add_argument("--finetune-epochs", type=int, default=2)
-    demo.add_argument("--full", action="store_true", help="also transfer to inverted digits, an unseen zoo and unseen architectures (evaluations 4-6)")
+    demo.add_argument("--full", action="store_true", help="also transfer to inverted and to noisy digits, an unseen zoo, unseen architectures (evaluations 4-6) and Figure 6")
     demo.add_argument("--zoo-models", type=int, help="zoo size (default: the digits preset's 100; the paper's is 1000)")
     demo.add_argument("--ae-epochs", type=int, help="autoencoder epochs (default: the cpu preset's)")
+    demo.add_argument("--gan-epochs", type=int, help="epochs of the latent GANs of S_GAN and S_GAN30 (default: 100; a paper-size code makes them the slowest sampler)")
     demo.add_argument("--latent", choices=["cls", "tokens", "tokens_scaled"], help="the autoencoders' code (default: the cpu preset's)")
     demo.add_argument("--d-z", type=int, help="size of z, or of each (widest) token's latent (default: the cpu preset's)")
     demo.add_argument("--samplers", help="evaluations 4-6 sample with these, comma-separated, the first tested against the baselines "
@@ -200,7 +202,7 @@ def _cmd_demo(args):
     unknown = [s for s in samplers if s not in SAMPLERS]
     if unknown: raise HyperrepError(f"unknown samplers {unknown} in --samplers: expected some of {', '.join(SAMPLERS)}")
     run_demo(args.out, args.n, args.finetune_epochs, args.device, zoo_models=args.zoo_models, ae_epochs=args.ae_epochs,
-             full=args.full, progress=not args.quiet, code=code or None, samplers=samplers)
+             gan_epochs=args.gan_epochs, full=args.full, progress=not args.quiet, code=code or None, samplers=samplers)
 
 # %% ../nbs/90_cli.ipynb #509819ca
 def _add_sample(commands):
@@ -314,7 +316,7 @@ def _add_ablate(commands):
 
 # %% ../nbs/90_cli.ipynb #ac315d72
 def _add_sweep_options(parser, table: str):
-    "What `ablate` and `study` share: the zoo, the output folder, the sampled population's size, epochs, device, quiet."
+    "What `ablate`, `study` and `lwln` share: the zoo, the output folder, the sampled population's size, epochs, device, quiet."
     parser.add_argument("--zoo", required=True, help="zoo folder (its last 5 epochs are learned from)")
     parser.add_argument("--out", required=True, help=f"folder of the bundles and {table} (resumed when rerun)")
     parser.add_argument("--n", type=int, default=50, help="models per sampled population")
@@ -350,6 +352,26 @@ def _cmd_study(args):
     names = lambda text: [v.strip() for v in text.split(";")] if text else None
     overrides = {"epochs": args.epochs} if args.epochs else {}
     table = scaling_study(Zoo(args.zoo), args.out, names(args.codes), names(args.recipes), args.n, args.device, not args.quiet, **overrides)
+    with pd.option_context("display.width", 250, "display.max_columns", 40): print(table.T.to_string())
+
+# %% ../nbs/90_cli.ipynb #d5d2e56d
+def _add_lwln(commands):
+    "The `lwln` subcommand."
+    lwln = commands.add_parser("lwln", help="LWLN against plain MSE, with and without the behavioural loss (paper Figure 2): one bundle each, judged")
+    _add_sweep_options(lwln, "lwln.json")
+    lwln.add_argument("--behaviours", default="0,0.01", help="comma-separated behavioural loss weights, each run with both losses (default 0,0.01)")
+    lwln.set_defaults(run=_cmd_lwln)
+
+# %% ../nbs/90_cli.ipynb #491627e8
+def _cmd_lwln(args):
+    "Train LWLN and plain-MSE bundles for each behavioural weight on a zoo; print the comparison."
+    import pandas as pd
+    from hyperrep_nb.zoo import Zoo
+    from hyperrep_nb.experiments import lwln_comparison
+    try: behaviours = tuple(float(v) for v in args.behaviours.split(","))
+    except ValueError: raise HyperrepError(f"--behaviours {args.behaviours!r}: expected comma-separated numbers, e.g. 0,0.01") from None
+    overrides = {"epochs": args.epochs} if args.epochs else {}
+    table = lwln_comparison(Zoo(args.zoo), args.out, behaviours, args.n, args.device, not args.quiet, **overrides)
     with pd.option_context("display.width", 250, "display.max_columns", 40): print(table.T.to_string())
 
 # %% ../nbs/90_cli.ipynb #29efbd54

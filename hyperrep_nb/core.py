@@ -13,9 +13,9 @@ from safetensors.torch import load_file, save_file
 
 # %% auto #0
 __all__ = ['MEMORY_HEADROOM', 'HyperrepError', 'default_device', 'in_test', 'meta_dataset_name', 'keep_torch_threads', 'timed',
-           'count_flops', 'matmul_flops_per_s', 'stage', 'available_memory', 'format_bytes', 'check_memory',
-           'check_disk', 'resident_bytes', 'PeakMemory', 'atomic_write_bytes', 'write_json', 'read_json', 'json_depth',
-           'save_tensors', 'load_tensors', 'tensor_metadata']
+           'count_flops', 'matmul_flops_per_s', 'nearest_rows', 'stage', 'available_memory', 'format_bytes',
+           'check_memory', 'check_disk', 'resident_bytes', 'PeakMemory', 'atomic_write_bytes', 'write_json',
+           'read_json', 'json_depth', 'save_tensors', 'load_tensors', 'tensor_metadata']
 
 # %% ../nbs/00_core.ipynb #94a9b8f9
 class HyperrepError(Exception):
@@ -81,6 +81,24 @@ def matmul_flops_per_s(device: str | torch.device = "cpu",  # where to measure
     a @ b
     seconds = timed(lambda: [a @ b for _ in range(repeats)], device)
     return 2 * size ** 3 * repeats / seconds
+
+# %% ../nbs/00_core.ipynb #19d15758
+@torch.no_grad()
+def nearest_rows(queries: torch.Tensor,                  # `[Q, D]`
+                 pool: torch.Tensor,                     # `[P, D]`
+                 k: int = 1,                             # neighbours per query (at most P)
+                 exclude: torch.Tensor | None = None,    # bool `[Q, P]`: pairs that may not be neighbours
+                 chunk: int = 4096                       # queries per distance matrix
+                 ) -> tuple[torch.Tensor, torch.Tensor]: # distances and indices `[Q, k]`, nearest first
+    "The `k` nearest rows of `pool` to every row of `queries` (Euclidean), computed one chunk of queries at a time."
+    pool, k = pool.to(queries.device, queries.dtype), min(k, len(pool))
+    distances, indices = [], []
+    for start in range(0, len(queries), chunk):
+        d = torch.cdist(queries[start:start + chunk], pool)
+        if exclude is not None: d = d.masked_fill(exclude[start:start + chunk].to(d.device), math.inf)
+        found = d.topk(k, dim=1, largest=False)
+        distances.append(found.values); indices.append(found.indices)
+    return torch.cat(distances), torch.cat(indices)
 
 # %% ../nbs/00_core.ipynb #493d69f6
 @contextmanager

@@ -20,8 +20,9 @@ from .core import HyperrepError, atomic_write_bytes, default_device, write_json,
 __all__ = ['TABULAR', 'IDX_IMAGES', 'IDX_LABELS', 'SOURCES', 'BUNDLED', 'DATASETS', 'DOMAIN_SHIFTS', 'Dataset', 'to_unit28',
            'make_dataset', 'stratified_split', 'load_digits', 'load_tabular', 'write_idx', 'read_idx', 'write_svhn_mat',
            'read_svhn_mat', 'SafeUnpickler', 'write_cifar_batch', 'read_cifar_batch', 'write_cifar_bin',
-           'read_cifar_bin', 'write_stl10', 'read_stl10', 'file_md5', 'safe_extract', 'download_dataset', 'data_root',
-           'load_dataset', 'DomainShift', 'split_shift', 'shift_domain', 'save_dataset', 'read_dataset', 'dataset_for']
+           'read_cifar_bin', 'write_stl10', 'read_stl10', 'file_md5', 'fetch_file', 'safe_extract', 'download_dataset',
+           'data_root', 'load_dataset', 'DomainShift', 'split_shift', 'shift_domain', 'save_dataset', 'read_dataset',
+           'dataset_for']
 
 # %% ../nbs/01_data.ipynb #7e513213
 @dataclass
@@ -475,13 +476,18 @@ def file_md5(path: str | Path  # file to hash
     return digest.hexdigest()
 
 # %% ../nbs/01_data.ipynb #cfc23884
-def _fetch(url: str, target: Path, md5: str, progress: bool):
-    "Stream `url` to a temporary file next to `target`, check its size and md5, then rename it to `target`."
+def fetch_file(url: str,               # where the file is
+               target: Path,           # where it goes (written only once it is complete and checked)
+               checksum: str,          # its expected hex digest
+               algorithm: str = "md5", # the digest's `hashlib` algorithm (e.g. "sha512")
+               progress: bool = False  # a progress bar of the bytes
+               ):
+    "Stream `url` to a temporary file next to `target`, check its size and checksum, then rename it to `target`."
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     temp = Path(temp)
     try:
-        digest, size, total = hashlib.md5(usedforsecurity=False), 0, None
+        digest, size, total = hashlib.new(algorithm, usedforsecurity=False), 0, None
         with os.fdopen(handle, "wb") as file:
             try:
                 with urllib.request.urlopen(url, timeout=60) as response:
@@ -502,9 +508,9 @@ def _fetch(url: str, target: Path, md5: str, progress: bool):
         if total is not None and size != total:
             raise HyperrepError(f"download of {url} is truncated: got {size} of {total} bytes; "
                                 f"nothing was written to {target}")
-        if digest.hexdigest() != md5:
-            raise HyperrepError(f"checksum mismatch for {target.name} from {url}: md5 {digest.hexdigest()}, "
-                                f"expected {md5}; nothing was written to {target}")
+        if digest.hexdigest() != checksum:
+            raise HyperrepError(f"checksum mismatch for {target.name} from {url}: {algorithm} {digest.hexdigest()}, "
+                                f"expected {checksum}; nothing was written to {target}")
         os.replace(temp, target)
     finally:
         temp.unlink(missing_ok=True)
@@ -579,7 +585,7 @@ def download_dataset(name: str,                   # one of `DATASETS` (`BUNDLED`
     for filename, md5 in source["files"].items():
         md5, target = checksums.get(filename, md5).lower(), root/filename
         fresh = not (target.is_file() and file_md5(target) == md5)
-        if fresh: _fetch(url + filename, target, md5, progress)
+        if fresh: fetch_file(url + filename, target, md5, "md5", progress)
         if source.get("extracts") and (fresh or not (root/source["extracts"]).is_dir()): safe_extract(target, root)
         paths.append(target)
     return paths
@@ -702,9 +708,15 @@ class DomainShift:
     mean: Callable[[float], float]                  # raw channel mean of the source -> of the shifted domain
 
 # %% ../nbs/01_data.ipynb #9d9d5d48
+def _pixel_noise(x: torch.Tensor, std: float = 2.0) -> torch.Tensor:
+    "Gaussian noise of `std` standardised units added to every pixel; seeded by the image count, so each split's noise is fixed."
+    generator = torch.Generator().manual_seed(len(x))
+    return x + std * torch.randn(x.shape, generator=generator).to(x.device)
+
 DOMAIN_SHIFTS = {
     "inverted": DomainShift(lambda x: -x, lambda m: 1 - m),  # 1 - x in [0, 1]: standardised -x, same std
     "rotated": DomainShift(lambda x: torch.rot90(x, 1, dims=(2, 3)), lambda m: m),  # 90 degrees counter-clockwise
+    "noisy": DomainShift(_pixel_noise, lambda m: m),  # pixel noise twice the images' own spread: same strokes, harder to read
 }
 
 def split_shift(name: str) -> tuple[str, str | None]:

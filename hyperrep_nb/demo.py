@@ -19,14 +19,15 @@ from .model import AEConfig, ae_config
 from .train import train_hyperrep, HyperRepresentation
 from .sampling import SAMPLERS, fit_sampler, sample_population
 from .experiments import (transfer_experiment, unseen_zoo_experiment, unseen_architecture_experiment, summarize_runs,
-                                     summarize_steps, compare_runs, training_models, EVALUATION_SAMPLERS)
+                                     summarize_steps, compare_runs, training_models, reconstruction_drift, summarize_drift,
+                                     EVALUATION_SAMPLERS)
 from .evaluate import (finetune_like_zoo, random_init_baseline, ensemble_accuracy, summarize, compare, novelty_report, noise_baseline,
                                   average_baseline, gaussian_baseline, latent_noise_baseline, beats_noise_share,
                                   chance_ceiling, diversity_report, reference_distances, NOISE_SCALES)
 
 # %% auto #0
-__all__ = ['FULL_EVALUATIONS', 'generated_populations', 'train_autoencoders', 'run_demo', 'results_table', 'split_table',
-           'report_html']
+__all__ = ['FULL_EVALUATIONS', 'PAPER_TABLES', 'PAPER_DIFFERENCES', 'generated_populations', 'train_autoencoders', 'run_demo',
+           'results_table', 'split_table', 'paper_tables', 'report_html']
 
 # %% ../nbs/10_demo.ipynb #c3efa6f7
 def _population_stats(accuracies: pd.DataFrame) -> dict:
@@ -111,7 +112,7 @@ def run_demo(out: str | Path = "demo_out",   # output folder (resumed when rerun
              zoo_epochs: int | None = None,  # override the zoo's epochs (None: the preset's; the autoencoders learn from its last 5)
              ae_epochs: int | None = None,   # override the autoencoder epochs (None: the cpu preset)
              gan_epochs: int | None = None,  # override the latent GAN's epochs (None: its default)
-             full: bool = False,             # also `FULL_EVALUATIONS`: transfer, an unseen zoo, unseen architectures (evals 4-6)
+             full: bool = False,             # also `FULL_EVALUATIONS`: transfer (two targets), an unseen zoo, unseen architectures, Figure 6
              progress: bool = True,          # progress bars and stage lines
              code: dict | None = None,       # the autoencoders' code, e.g. `{"latent": "tokens_scaled", "d_z": 64}` (None: the cpu preset's)
              samplers: tuple = EVALUATION_SAMPLERS  # evaluations 4-6 sample with these (the first is tested against the baselines)
@@ -137,6 +138,7 @@ def run_demo(out: str | Path = "demo_out",   # output folder (resumed when rerun
         results = {**_core_results(out, bundle, baseline, zoo, n, finetune_epochs, device, gan_epochs, timings, progress), "settings": settings}
         timings["total_s"] = round(time.perf_counter() - started, 1)
         write_json(saved, results)
+        atomic_write_bytes(out / "report.html", report_html(results).encode())
     for key, evaluation in FULL_EVALUATIONS.items() if full else ():
         if key in results: continue
         began = time.perf_counter()
@@ -144,6 +146,7 @@ def run_demo(out: str | Path = "demo_out",   # output folder (resumed when rerun
             results[key] = evaluation(out, bundle, baseline, zoo, n, max(1, finetune_epochs), device, progress, tuple(samplers))
         results["timings"][f"{key}_s"] = round(time.perf_counter() - began, 1)
         write_json(saved, results)
+        atomic_write_bytes(out / "report.html", report_html(results).encode())
     print(results_table(results))
     return results
 
@@ -205,9 +208,8 @@ def _core_results(out: Path, bundle, baseline, zoo: Zoo, n: int, finetune_epochs
     timings["diversity_s"] = round(time.perf_counter() - stage, 1)
     results = {"populations": {name: _population_stats(table) for name, table in accuracies.items()},
                "tests": _tests(accuracies), "ensembles": ensembles, "novelty": novelty, "diversity": diversity,
-               "chance_ceiling": above,
+               "chance_ceiling": above, "novelty_points": {name: r[["max_iou", "test_accuracy"]].to_dict("list") for name, r in reports.items()},
                "hyperrep": {"lwln": _bundle_metrics(bundle), "plain_mse": _bundle_metrics(baseline)}, "timings": timings}
-    atomic_write_bytes(out / "report.html", report_html(results, reports).encode())
     return results
 
 # %% ../nbs/10_demo.ipynb #2e471bc1
@@ -236,12 +238,18 @@ def _tests(accuracies: dict) -> dict:
     return tests
 
 # %% ../nbs/10_demo.ipynb #dc174f3f
-def _transfer(out: Path, bundle, baseline, zoo: Zoo, n: int, epochs: int, device, progress: bool, samplers: tuple) -> dict:
-    "Evaluation 4: the samplers' populations, B_T, B_F and B_KDE30 fine-tuned on inverted digits, the best sampler tested step by step."
-    target = load_dataset("digits_inverted", device=device)
-    runs = transfer_experiment(bundle, zoo, target, n, epochs, baseline, device=device, samplers=samplers)
-    return {"target": target.name, "epochs": epochs, "samplers": list(samplers), "populations": summarize_runs(runs),
+def _transfer(out: Path, bundle, baseline, zoo: Zoo, n: int, epochs: int, device, progress: bool, samplers: tuple,
+              target: str = "digits_inverted") -> dict:
+    "Evaluation 4: the samplers' populations, B_T, B_F and B_KDE30 fine-tuned on a second domain, the best sampler tested step by step."
+    dataset = load_dataset(target, device=device)
+    runs = transfer_experiment(bundle, zoo, dataset, n, epochs, baseline, device=device, samplers=samplers)
+    return {"target": dataset.name, "epochs": epochs, "samplers": list(samplers), "populations": summarize_runs(runs),
             "steps": summarize_steps(runs), "tests": compare_runs(runs, samplers[0])}
+
+# %% ../nbs/10_demo.ipynb #c254f4b9
+def _transfer_noisy(out: Path, bundle, baseline, zoo: Zoo, n: int, epochs: int, device, progress: bool, samplers: tuple) -> dict:
+    "Evaluation 4 on noisy digits: the pair where the source's features help, so B_T starts far behind."
+    return _transfer(out, bundle, baseline, zoo, n, epochs, device, progress, samplers, target="digits_noisy")
 
 # %% ../nbs/10_demo.ipynb #28e8df4b
 def _unseen_zoo(out: Path, bundle, baseline, zoo: Zoo, n: int, epochs: int, device, progress: bool, samplers: tuple) -> dict:
@@ -261,7 +269,13 @@ def _unseen_architectures(out: Path, bundle, baseline, zoo: Zoo, n: int, epochs:
     return {"target": target.name, "epochs": epochs, "samplers": list(samplers), "populations": summarize_runs(runs),
             "steps": summarize_steps(runs), "tests": tests}
 
-FULL_EVALUATIONS = {"transfer": _transfer, "unseen_zoo": _unseen_zoo, "unseen_architectures": _unseen_architectures}
+# %% ../nbs/10_demo.ipynb #56ce88e5
+def _drift(out: Path, bundle, baseline, zoo: Zoo, n: int, epochs: int, device, progress: bool, samplers: tuple) -> dict:
+    "Figure 6: test and train models fine-tuned beside their reconstructions, accuracies and distance step by step."
+    return {split: summarize_drift(reconstruction_drift(bundle, zoo, epochs, split)) for split in (bundle.metrics["split"], "train")}
+
+FULL_EVALUATIONS = {"transfer": _transfer, "transfer_noisy": _transfer_noisy, "unseen_zoo": _unseen_zoo,
+                    "unseen_architectures": _unseen_architectures, "reconstruction_drift": _drift}
 
 # %% ../nbs/10_demo.ipynb #8db24293
 def results_table(results: dict) -> str:
@@ -289,27 +303,71 @@ def split_table(results: dict) -> pd.DataFrame:
                                         "linear code accuracy": max(c["reconstructed_accuracy"] for c in linear)})
     return pd.DataFrame(columns)
 
+# %% ../nbs/10_demo.ipynb #40bd2904
+PAPER_TABLES = {   # the paper's test accuracies (%) that ours are set beside
+    "Table 1": {"columns": ("epoch 0", "epoch 1", "epoch 25"),
+                "rows": {"B_T": (10.0, 20.6, 83.3), "B_KDE30": (63.2, 83.2, 93.2), "S_KDE30": (68.6, 83.7, 93.0)}},
+    "Table 2": {"columns": ("epoch 0", "epoch 1"), "rows": {"B_T": (10.0, 20.6), "B_F": (33.4, 84.4), "S_KDE30": (31.8, 86.9)}},
+    "Table 3": {"columns": ("single", "ensemble"), "rows": {"paper: MNIST to SVHN": (12.7, 13.4), "paper: SVHN to MNIST": (16.2, 22.1)}},
+    "Table 4": {"columns": ("epoch 1", "epoch 5", "epoch 50"),
+                "rows": {"3-conv + res-skip (r. i.)": (18.9, 31.4, 50.6), "3-conv + res-skip (gen.)": (34.5, 60.5, 68.0),
+                         "4-conv (r. i.)": (19.2, 19.2, 55.2), "4-conv (gen.)": (44.0, 57.8, 67.6),
+                         "4-conv + id-skip (r. i.)": (18.9, 19.6, 56.4), "4-conv + id-skip (gen.)": (48.0, 59.9, 66.4)}}}
+
+PAPER_DIFFERENCES = {   # where our setting differs from the paper's, per table
+    "Table 1": "The paper: MNIST, 1,000 models, an autoencoder trained 1,750 epochs on a GPU, an epoch of 6,000 steps. Ours: "
+               "digits, the demo's zoo, an autoencoder trained minutes on a CPU, an epoch of 144 steps (random initialisation learns "
+               "most of digits within it). The paper's per-dimension S_KDE30 suits its code; the joint KDE (S_KDE30_joint) is ours.",
+    "Table 2": "The paper transfers SVHN to MNIST. Our targets are derived from digits: inverted digits (every pixel x becomes max - x, "
+               "so a digits model's first-layer features answer the background and B_F, like every digits sample, starts below chance) "
+               "and noisy digits (pixel noise twice the images' spread: the strokes, and so the source's features, stay). Ours are "
+               "recorded by steps; the paper's epoch is 6,000 steps, ours 144.",
+    "Table 3": "The paper conditions on zoos of another dataset (MNIST and SVHN). Ours: a 30-model zoo of inverted digits encoded by "
+               "the digits hyper-representation, sampled and decoded with no fine-tuning. Chance is 10%.",
+    "Table 4": "The paper fine-tunes on SVHN and records epochs 1, 5 and 50; ours fine-tune on inverted digits and are recorded by "
+               "steps (one epoch is 144 steps), generated with our best sampler."}
+
+# %% ../nbs/10_demo.ipynb #dffb7e91
+def paper_tables(results: dict  # `run_demo`'s results (Tables 2-4 need `full=True`)
+                 ) -> dict[str, pd.DataFrame]:  # title -> ours beside the paper's, test accuracy in %
+    "Our Tables 1-4 beside the paper's figures, for whatever evaluations `results` hold."
+    populations = results["populations"]
+    epochs = sorted({int(e) for e in populations["S_KDE30"]["epochs"]})
+    rows = {name: {f"ours epoch {e}": 100 * populations[name]["epochs"][str(e)]["mean"] for e in epochs} | _paper_row("Table 1", name)
+            for name in ("B_T", "B_KDE30", "S_KDE30", "S_KDE30_joint")}
+    tables = {"Table 1: sampled populations (MNIST in the paper)": pd.DataFrame(rows).T}
+    for key in ("transfer", "transfer_noisy"):
+        if key in results:
+            tables[f"Table 2: transfer to {results[key]['target']} (SVHN to MNIST in the paper)"] = _steps_beside(results[key]["steps"], "Table 2")
+    if "unseen_zoo" in results:
+        unseen = {name: {"ours single": 100 * v["single_mean"], "ours ensemble": 100 * v["ensemble_mean"]}
+                  for name, v in results["unseen_zoo"].items() if isinstance(v, dict)}
+        paper = {name: dict(zip(("paper single", "paper ensemble"), v)) for name, v in PAPER_TABLES["Table 3"]["rows"].items()}
+        tables["Table 3: an unseen zoo"] = pd.DataFrame(unseen | paper).T
+    if "unseen_architectures" in results:
+        best = results["unseen_architectures"]["samplers"][0]
+        tables["Table 4: unseen architectures"] = _steps_beside(results["unseen_architectures"]["steps"], "Table 4",
+                                                                lambda name: name.replace(f"({best})", "(gen.)"))
+    return tables
+
+# %% ../nbs/10_demo.ipynb #e8f58303
+def _paper_row(table: str, name: str) -> dict:
+    "The paper's figures of one row of a table, by column (empty when the paper has no such row)."
+    paper = PAPER_TABLES[table]
+    return {f"paper {c}": v for c, v in zip(paper["columns"], paper["rows"].get(name, ()))}
+
+# %% ../nbs/10_demo.ipynb #8fefb4a9
+def _steps_beside(steps: dict, table: str, paper_name=lambda name: name) -> pd.DataFrame:
+    "Rows of step-by-step means (%) with the paper's figures of the same population."
+    return pd.DataFrame({name: {f"ours step {s}": 100 * v["mean"] for s, v in by_step.items()} | _paper_row(table, paper_name(name))
+                         for name, by_step in steps.items()}).T
+
 # %% ../nbs/10_demo.ipynb #a6354d0f
-def report_html(results: dict, reports: dict) -> str:
-    "A self-contained HTML page with the result tables and plotly figures."
-    import plotly.graph_objects as go
+def report_html(results: dict  # `run_demo`'s results
+                ) -> str:
+    "A self-contained HTML page with the result tables, the paper's beside ours, and plotly figures."
     import plotly.io as pio
-    figures = []
-    accuracy = go.Figure()
-    for name, population in results["populations"].items():
-        epochs = sorted(population["epochs"], key=int)
-        accuracy.add_trace(go.Scatter(x=[int(e) for e in epochs], y=[population["epochs"][e]["mean"] for e in epochs],
-                                      error_y={"array": [population["epochs"][e]["std"] for e in epochs]}, name=name, mode="lines+markers"))
-    accuracy.update_layout(title="Test accuracy per epoch of fine-tuning (mean ± std)", xaxis_title="epoch", yaxis_title="accuracy")
-    figures.append(accuracy)
-    ensembles = go.Figure([go.Scatter(x=e["k"], y=e["mean"], name=name, mode="lines+markers") for name, e in results["ensembles"].items()])
-    ensembles.update_layout(title="Ensembles of k models (mean over 15 draws)", xaxis_title="k", yaxis_title="accuracy")
-    figures.append(ensembles)
-    novelty = go.Figure([go.Scatter(x=r["max_iou"], y=r["test_accuracy"], mode="markers", name=name) for name, r in reports.items()])
-    novelty.update_layout(title="Accuracy against similarity to the training models (max IoU of error sets)",
-                          xaxis_title="max error-set IoU with any training model", yaxis_title="accuracy")
-    figures.append(novelty)
-    parts = [pio.to_html(f, full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figures)]
+    parts = [pio.to_html(f, full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(_report_figures(results))]
     novelty_table = pd.DataFrame(results["novelty"]).T.round(3).to_html()
     diversity_table = pd.DataFrame(results["diversity"]).T.round(3).to_html()
     fidelity = pd.DataFrame({name: bundle["fidelity"] for name, bundle in results["hyperrep"].items() if bundle["fidelity"]}).T.round(3).to_html()
@@ -325,6 +383,37 @@ def report_html(results: dict, reports: dict) -> str:
             "test models it never saw; a reconstruction is identified when its nearest original is its own; the linear (PCA) "
             f"code of the same size is the yardstick.</p>{split_table(results).round(3).to_html()}"
             "<h2>Novelty</h2><p>A model counts as beating noise only above chance "
-            f"(accuracy &gt; {results['chance_ceiling']:.3f}).</p>{novelty_table}{parts[2]}"
+            f"(accuracy &gt; {results['chance_ceiling']:.3f}).</p>{novelty_table}{''.join(parts[2:])}"
+            f"<h2>Beside the paper</h2>{_paper_section(results)}"
             f"<h2>Hyper-representations</h2><pre>{json.dumps(results['hyperrep'], indent=1)}</pre>"
             f"<h2>Timings</h2><pre>{json.dumps(results['timings'], indent=1)}</pre></body></html>")
+
+# %% ../nbs/10_demo.ipynb #d60419bd
+def _report_figures(results: dict) -> list:
+    "The report's plotly figures: accuracy per epoch, ensembles, and (when the results keep them) novelty points."
+    import plotly.graph_objects as go
+    accuracy = go.Figure()
+    for name, population in results["populations"].items():
+        epochs = sorted(population["epochs"], key=int)
+        accuracy.add_trace(go.Scatter(x=[int(e) for e in epochs], y=[population["epochs"][e]["mean"] for e in epochs],
+                                      error_y={"array": [population["epochs"][e]["std"] for e in epochs]}, name=name, mode="lines+markers"))
+    accuracy.update_layout(title="Test accuracy per epoch of fine-tuning (mean ± std)", xaxis_title="epoch", yaxis_title="accuracy")
+    ensembles = go.Figure([go.Scatter(x=e["k"], y=e["mean"], name=name, mode="lines+markers") for name, e in results["ensembles"].items()])
+    ensembles.update_layout(title="Ensembles of k models (mean over 15 draws)", xaxis_title="k", yaxis_title="accuracy")
+    if "novelty_points" not in results: return [accuracy, ensembles]
+    novelty = go.Figure([go.Scatter(x=r["max_iou"], y=r["test_accuracy"], mode="markers", name=name) for name, r in results["novelty_points"].items()])
+    novelty.update_layout(title="Accuracy against similarity to the training models (max IoU of error sets)",
+                          xaxis_title="max error-set IoU with any training model", yaxis_title="accuracy")
+    return [accuracy, ensembles, novelty]
+
+# %% ../nbs/10_demo.ipynb #cd7541e9
+def _paper_section(results: dict) -> str:
+    "Each of `paper_tables` with its sentence from `PAPER_DIFFERENCES`, then Figure 6's means when the results hold them."
+    html = "".join(f"<h3>{title}</h3><p>{PAPER_DIFFERENCES[title.split(':')[0]]}</p>{table.round(1).to_html(na_rep='')}"
+                   for title, table in paper_tables(results).items())
+    if "reconstruction_drift" in results:
+        html += ("<h3>Figure 6: reconstructions fine-tuned beside their originals</h3><p>Means per step of both accuracies and the "
+                 "pairs' weight distance and cosine similarity (the paper, SVHN: reconstructions slightly ahead after one epoch, "
+                 "pairs moving apart).</p>" + "".join(f"<h4>{split} split</h4>{pd.DataFrame(steps).T.round(3).to_html()}"
+                                                        for split, steps in results["reconstruction_drift"].items()))
+    return html

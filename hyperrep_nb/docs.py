@@ -4,17 +4,22 @@
 
 # %% ../nbs/13_docs.ipynb #7dc1ae6a
 from __future__ import annotations
-import base64, fnmatch, hashlib, io, json, os, re, shutil, tarfile, urllib.request
+import base64, fnmatch, io, json, os, re, shutil, tarfile, tempfile
 from pathlib import Path
-import nbformat
-import plotly.io as pio
-from execnb.nbio import read_nb, nb2str, mk_cell
-from fastcore.script import call_parse
-from nbconvert import HTMLExporter
-from nbdev.config import get_config
-from nbdev.process import NBProcessor, Processor
-from nbdev.processors import FilterDefaults
 from .core import atomic_write_bytes
+from .data import fetch_file
+try:   # the documentation tools: the `dev` extra, not needed to use the package
+    import nbformat
+    import plotly.io as pio
+    from execnb.nbio import read_nb, nb2str, mk_cell
+    from fastcore.script import call_parse
+    from nbconvert import HTMLExporter
+    from nbdev.config import get_config
+    from nbdev.process import NBProcessor, Processor
+    from nbdev.processors import FilterDefaults
+except ImportError as error:
+    raise ImportError(f"hyperrep_nb.docs builds the documentation and needs the dev tools ({error.name} is missing): "
+                      "pip install 'hyperrep_nb[dev]'") from error
 
 # %% auto #0
 __all__ = ['PLOTLY', 'WIDGET_STATE', 'BUNDLE_MARKER', 'BUNDLE', 'BUNDLE_LOADER', 'REGISTRY', 'NPM_ASSETS', 'PAGE', 'figure_html',
@@ -137,12 +142,12 @@ NPM_ASSETS = {  # pinned npm package: (sha512 of its tarball, folder under _stat
 
 def npm_tarball(package: str   # a key of `NPM_ASSETS`, `name@version`
                 ) -> bytes:    # the package's tarball
-    "Download a pinned package from the npm registry and check it against its pinned sha512."
+    "Download a pinned package from the npm registry, checked against its pinned sha512 (`hyperrep_nb.data.fetch_file`)."
     name, version = package.rsplit("@", 1)
-    with urllib.request.urlopen(f"{REGISTRY}/{name}/-/{name.split('/')[-1]}-{version}.tgz", timeout=60) as response: data = response.read()
-    if base64.b64encode(hashlib.sha512(data).digest()).decode() != NPM_ASSETS[package][0]:
-        raise ValueError(f"{package}: the downloaded tarball does not match its pinned sha512")
-    return data
+    with tempfile.TemporaryDirectory() as folder:
+        target = Path(folder) / "package.tgz"
+        fetch_file(f"{REGISTRY}/{name}/-/{name.split('/')[-1]}-{version}.tgz", target, base64.b64decode(NPM_ASSETS[package][0]).hex(), "sha512")
+        return target.read_bytes()
 
 # %% ../nbs/13_docs.ipynb #2467b3f9
 def _unpack(data: bytes, folder: Path, patterns: list):

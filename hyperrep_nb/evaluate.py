@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from scipy.stats import mannwhitneyu
-from .core import HyperrepError
+from .core import HyperrepError, nearest_rows
 from .arch import Architecture, Population, chunked_logits, score_population
 from .data import Dataset
 from .zoo import fit_population, METRICS
@@ -175,12 +175,10 @@ def _nearest(arch: Architecture, generated: torch.Tensor, training: torch.Tensor
     training = training.to(generated.device)
     c = min(candidates, len(training))
     out = {k: [] for k in ("distance_raw", "nearest_raw", "distance_aligned", "nearest_aligned")}
+    candidates_of = nearest_rows(generated, training, c, exclude, chunk)[1]             # [G, c]
     for g0 in range(0, len(generated), chunk):
-        g = generated[g0:g0 + chunk]
-        ranking = torch.cdist(g, training)
+        g, index = generated[g0:g0 + chunk], candidates_of[g0:g0 + chunk]
         barred = exclude[g0:g0 + chunk].to(g.device) if exclude is not None else None
-        if barred is not None: ranking = ranking.masked_fill(barred, float("inf"))
-        index = ranking.topk(c, dim=1, largest=False).indices                        # [g, c]
         neighbours = training[index]                                                  # [g, c, N]
         raw = (g[:, None] - neighbours).norm(dim=2)
         if barred is not None: raw = raw.masked_fill(barred.gather(1, index), float("inf"))

@@ -12,21 +12,22 @@ import torch
 from .core import HyperrepError, default_device, save_tensors, load_tensors, tensor_metadata, write_json, read_json, timed
 from .arch import Architecture, Population, split_rows, score_population, paper_cnn, Conv, Linear, MaxPool, Flatten, Act, Skip
 from .data import Dataset, load_dataset
-from .zoo import Zoo
-from .tokens import TokenLayout, detokenize
+from .zoo import Zoo, fit_population
+from .tokens import TokenLayout, detokenize, align_to
 from .model import HyperAutoencoder, ae_config
 from .train import decode_tokens, train_hyperrep, HyperRepresentation
 from .sampling import make_sampler, fit_sampler, sample_population
 from .evaluate import (finetune_like_zoo, random_init_baseline, summarize, compare, ensemble_accuracy, diversity_report, novelty_report,
-                                  noise_baseline, reference_distances, beats_noise_share, chance_ceiling, NOISE_SCALES)
+                                  noise_baseline, reference_distances, beats_noise_share, chance_ceiling, NOISE_SCALES, FINETUNE_STEPS)
 
 # %% auto #0
 __all__ = ['POPULATION_FORMAT', 'EVALUATION_SAMPLERS', 'ABLATION_SETTINGS', 'JUDGED_SAMPLERS', 'SCALING_CODES', 'SCALING_RECIPES',
-           'save_population', 'load_population', 'save_population_parts', 'iter_population', 'population_parts',
-           'transfer_experiment', 'summarize_runs', 'summarize_steps', 'compare_runs', 'unseen_zoo_experiment',
-           'unseen_architectures', 'place_weights', 'unseen_architecture_experiment', 'training_models',
-           'sampled_populations', 'judge_bundle', 'training_ablation', 'novelty_figures', 'study_row', 'scaling_study',
-           'bench_sample']
+           'LWLN_BEHAVIOURS', 'save_population', 'load_population', 'save_population_parts', 'iter_population',
+           'population_parts', 'transfer_experiment', 'summarize_runs', 'summarize_steps', 'compare_runs',
+           'unseen_zoo_experiment', 'unseen_architectures', 'place_weights', 'unseen_architecture_experiment',
+           'training_models', 'sampled_populations', 'judge_bundle', 'training_ablation', 'novelty_figures',
+           'study_row', 'scaling_study', 'lwln_comparison', 'lwln_row', 'weight_histograms', 'lwln_table',
+           'reconstruction_drift', 'summarize_drift', 'bench_sample']
 
 # %% ../nbs/11_experiments.ipynb #583ce224
 POPULATION_FORMAT = "hyperrep-population-2"   # parts; "hyperrep-population-1" (one weights.safetensors) is still read
@@ -411,6 +412,115 @@ def scaling_study(zoo: Zoo,                 # the zoo (its last epoch and the fo
                      "train_s": bundle.metrics["train_seconds"], **study_row(bundle, zoo, n)}
         write_json(saved, rows)
     return pd.DataFrame({key: {k: v for k, v in row.items() if k != "config"} for key, row in rows.items()}).T
+
+# %% ../nbs/11_experiments.ipynb #aca7d4f1
+LWLN_BEHAVIOURS = (0.0, 0.01)   # behavioural loss weights compared: off (as in the paper) and the cpu preset's
+
+def lwln_comparison(zoo: Zoo,                        # the zoo (its last epoch and the four before it are learned from)
+                    out: str | Path,                 # folder of the bundles and lwln.json (resumed when rerun)
+                    behaviours: tuple = LWLN_BEHAVIOURS,  # behavioural loss weights, each run with LWLN and with plain MSE
+                    n: int = 50,                     # models per sampled population
+                    device=None,                     # None: cuda when available
+                    progress: bool = True,           # a progress bar over the bundles
+                    **overrides                      # further AEConfig fields for every bundle (e.g. epochs=40)
+                    ) -> pd.DataFrame:               # one row per loss and behavioural weight
+    "LWLN against plain MSE at each behavioural weight: per-layer R2 on unseen models, epoch-0 samples, Figure 2's histograms."
+    from tqdm.auto import tqdm
+    out, device = Path(out), default_device(device)
+    saved, window = out / "lwln.json", (max(1, zoo.last_epoch - 4), zoo.last_epoch)
+    rows = read_json(saved) if saved.exists() else {}
+    runs = [(lwln, float(weight)) for weight in behaviours for lwln in (True, False)]
+    keys = [f"{'LWLN' if lwln else 'plain MSE'} | behaviour {weight:g}" for lwln, weight in runs]
+    for key, (lwln, weight) in tqdm(list(zip(keys, runs)), disable=not progress, unit="bundle", desc="LWLN vs plain MSE"):
+        config = ae_config("cpu", **{**overrides, "lwln": lwln, "behaviour": weight})
+        if key in rows and rows[key]["config"] == config.to_dict(): continue
+        bundle = train_hyperrep(zoo, out / f"{'lwln' if lwln else 'mse'}_{weight:g}", config, window, device, progress=False)
+        rows[key] = {"config": config.to_dict(), "loss": "LWLN" if lwln else "plain MSE", "behaviour": weight, **lwln_row(bundle, zoo, n)}
+        write_json(saved, rows)
+    return lwln_table({key: rows[key] for key in keys})
+
+# %% ../nbs/11_experiments.ipynb #38c069f2
+def lwln_row(bundle: HyperRepresentation,  # a trained hyper-representation of `zoo`
+             zoo: Zoo,                     # the zoo it learned from
+             n: int = 50,                  # models per sampled population
+             seed: int = 0,                # seed of the samplers
+             data_root=None                # dataset files of the zoo (not needed for digits)
+             ) -> dict:
+    "What LWLN changes in one bundle: test R2 per layer, layer spreads, accuracies at epoch 0, and weight histograms per layer."
+    m, device = bundle.metrics, bundle.device
+    dataset = zoo.dataset(data_root, device)
+    unseen = zoo.population(bundle.meta["window"][1], device).split(m["split"])
+    accuracy = {name: float(score_population(p, dataset.x_test, dataset.y_test)["accuracy"].mean())
+                for name, p in sampled_populations(bundle, ("S_KDE30", "S_KDE30_joint"), n, seed).items()}
+    return {"test_r2": m["r2"], "test_r2_per_layer": m["r2_per_layer"], "layer_sigma": m["layer_sigma"],
+            "test_original": m["original_accuracy_mean"], "test_reconstructed": m["reconstructed_accuracy_mean"], **accuracy,
+            "histograms": weight_histograms(unseen, bundle.reconstruct(unseen))}
+
+# %% ../nbs/11_experiments.ipynb #055a79a4
+def weight_histograms(originals: Population,      # models
+                      reconstructed: Population,  # the same models after a pass through an autoencoder
+                      bins: int = 40              # bins per layer
+                      ) -> list[dict]:            # per parameter layer: edges, original counts, reconstructed counts
+    "Per parameter layer, histograms of original and reconstructed weights over the originals' range (values outside it count at its ends)."
+    a, b = originals.to_vector().float().cpu(), reconstructed.to_vector().float().cpu()
+    histograms = []
+    for layer in originals.arch.layout:
+        x, y = a[:, layer.slice].flatten(), b[:, layer.slice].flatten()
+        low, high = float(x.min()), float(x.max())
+        histograms.append({"edges": torch.linspace(low, high, bins + 1).tolist(), "original": torch.histc(x, bins, low, high).int().tolist(),
+                           "reconstructed": torch.histc(y.clamp(low, high), bins, low, high).int().tolist()})
+    return histograms
+
+# %% ../nbs/11_experiments.ipynb #635eed0d
+def lwln_table(rows: dict  # `lwln.json`'s rows (key: "<loss> | behaviour <weight>")
+               ) -> pd.DataFrame:
+    "The comparison as a table: R2 overall and per layer, accuracies, samples at epoch 0."
+    table = {key: {"loss": row["loss"], "behaviour": row["behaviour"], "test R2": row["test_r2"],
+                   **{f"R2 layer {i}": r for i, r in enumerate(row["test_r2_per_layer"])},
+                   "test reconstructed": row["test_reconstructed"], "test original": row["test_original"],
+                   "S_KDE30": row["S_KDE30"], "S_KDE30_joint": row["S_KDE30_joint"]} for key, row in rows.items()}
+    return pd.DataFrame(table).T
+
+# %% ../nbs/11_experiments.ipynb #4cc1d678
+def reconstruction_drift(bundle: HyperRepresentation,  # a trained hyper-representation of `zoo`
+                         zoo: Zoo,                     # the zoo it learned from
+                         epochs: int = 2,              # epochs of fine-tuning
+                         split: str | None = None,     # the models fine-tuned ("train", "val", "test"; None: the bundle's test split)
+                         steps: tuple = FINETUNE_STEPS,  # steps recorded besides the epochs
+                         data_root=None                # dataset files of the zoo (not needed for digits)
+                         ) -> pd.DataFrame:            # long: model, step, epoch, original/reconstructed accuracy, distance, cosine
+    "Paper Figure 6: a split's models and their reconstructions fine-tuned side by side; accuracies and the pair's distance step by step."
+    split, device = split or bundle.metrics["split"], bundle.device
+    originals = zoo.population(bundle.meta["window"][1], device).split(split)
+    if bundle.reference is not None: originals = align_to(bundle.reference, originals)
+    pairs, models = Population.concat([originals, bundle.reconstruct(originals)]), len(originals)
+    dataset, config = zoo.dataset(data_root, device), zoo.config
+    per_epoch = math.ceil(dataset.n_train / config["batch_size"])
+    snapshots = {0: pairs.to_vector()}
+    between = {s: torch.empty_like(snapshots[0]) for s in steps if 0 < s < epochs * per_epoch and s % per_epoch}
+    def on_step(step, rows, chunk): between[step][rows] = chunk.to_vector()
+    def on_epoch(epoch, trained, metrics, state): snapshots[epoch * per_epoch] = trained.to_vector()
+    fit_population(pairs, dataset, epochs, config["lr"], config["weight_decay"], config["batch_size"], on_epoch=on_epoch,
+                   at_steps=tuple(between), on_step=on_step, progress=False)
+    snapshots |= between
+    return pd.concat([_drift_rows(pairs.arch, snapshots[s], models, dataset, s, per_epoch) for s in sorted(snapshots)], ignore_index=True)
+
+# %% ../nbs/11_experiments.ipynb #07d61735
+def _drift_rows(arch: Architecture, vectors: torch.Tensor, models: int, dataset: Dataset, step: int, per_epoch: int) -> pd.DataFrame:
+    "One step of `reconstruction_drift`: rows `:models` are the originals, the rest their reconstructions."
+    accuracy = score_population(Population.from_vector(arch, vectors), dataset.x_test, dataset.y_test)["accuracy"].cpu().numpy()
+    w, w_hat = vectors[:models].float(), vectors[models:].float()
+    return pd.DataFrame({"model": np.arange(models), "step": step, "epoch": step // per_epoch if step % per_epoch == 0 else math.nan,
+                         "original_accuracy": accuracy[:models], "reconstructed_accuracy": accuracy[models:],
+                         "distance": (w - w_hat).norm(dim=1).cpu().numpy(),
+                         "cosine": torch.nn.functional.cosine_similarity(w, w_hat, dim=1).cpu().numpy()})
+
+# %% ../nbs/11_experiments.ipynb #8a2a63e9
+def summarize_drift(drift: pd.DataFrame  # `reconstruction_drift`'s table
+                    ) -> dict:           # {step: {column: mean}}
+    "Means per recorded step of both accuracies, the pairs' distance and cosine similarity."
+    columns = ["original_accuracy", "reconstructed_accuracy", "distance", "cosine"]
+    return {str(int(step)): {c: float(v) for c, v in group[columns].mean().items()} for step, group in drift.groupby("step")}
 
 # %% ../nbs/11_experiments.ipynb #fa8a57d6
 class _FreshBundle:

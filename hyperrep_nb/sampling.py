@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
-from .core import HyperrepError, default_device, keep_torch_threads, available_memory, check_memory, MEMORY_HEADROOM
+from .core import HyperrepError, default_device, keep_torch_threads, available_memory, check_memory, MEMORY_HEADROOM, nearest_rows
 from .arch import Population, split_rows
 
 # %% auto #0
@@ -415,13 +415,8 @@ def nearest_anchor_distance(samples: torch.Tensor,   # [n, D]
                             exclude_self: bool = False  # samples are the anchors: skip the zero distance to themselves
                             ) -> torch.Tensor:       # [n]
     "Euclidean distance of every sample to its nearest anchor."
-    anchors = anchors.to(samples.device, samples.dtype)
-    out = []
-    for start in range(0, len(samples), 4096):
-        distance = torch.cdist(samples[start:start + 4096], anchors)
-        if exclude_self: distance[torch.arange(len(distance)), torch.arange(start, start + len(distance))] = math.inf
-        out.append(distance.min(1).values)
-    return torch.cat(out)
+    exclude = torch.eye(len(samples), len(anchors), dtype=torch.bool, device=samples.device) if exclude_self else None
+    return nearest_rows(samples, anchors, 1, exclude)[0][:, 0]
 
 # %% ../nbs/08_sampling.ipynb #bc822516
 def near_copy_fraction(samples: torch.Tensor,   # [n, D]

@@ -29,9 +29,9 @@ from .model import AEConfig, ae_config, HyperAutoencoder, ProjectionHead, hyper_
 
 # %% auto #0
 __all__ = ['BUNDLE_FORMAT', 'MAX_GRAD_NORM', 'zoo_samples', 'reconstruction_r2', 'encode_tokens', 'decode_tokens', 'embed_tokens',
-           'behaviour_loss', 'autoencoder_memory', 'Trainer', 'LossModule', 'gather_rows', 'linear_code_yardstick',
-           'property_probe', 'split_quality', 'interpolation_accuracy', 'write_bundle', 'distributed', 'train_hyperrep',
-           'HyperRepresentation', 'split_lines', 'describe_bundle', 'bench_ae']
+           'behaviour_loss', 'autoencoder_memory', 'Trainer', 'LossModule', 'gather_rows', 'training_views',
+           'linear_code_yardstick', 'property_probe', 'split_quality', 'interpolation_accuracy', 'write_bundle',
+           'distributed', 'train_hyperrep', 'HyperRepresentation', 'split_lines', 'describe_bundle', 'bench_ae']
 
 # %% ../nbs/07_train.ipynb #9d53b545
 def zoo_samples(zoo: Zoo,                    # the zoo to learn from
@@ -316,10 +316,21 @@ def batch_losses(self: Trainer, views: tuple, behaviour) -> tuple[dict, dict]:
 @patch
 def views(self: Trainer, tokens: torch.Tensor, generator: torch.Generator) -> tuple:
     "The two encoder views of a batch and what each must reconstruct, as the config's permutation and target say."
-    if self.config.permutation == "none": a = b = tokens
-    else: a, b = (permute_tokens(self.layout, tokens, generator, self.bank) for _ in range(2))
-    targets = (a, b) if self.config.target == "view" else (tokens, tokens)
-    return self.erase(a, generator), self.erase(b, generator), *targets
+    return training_views(self.config, self.layout, self.erase, tokens, generator, self.bank)
+
+# %% ../nbs/07_train.ipynb #b94fd267
+def training_views(config: AEConfig,        # what to permute and what to reconstruct
+                   layout: TokenLayout,     # the token layout of the batch's architecture
+                   erase,                   # the erasing augmentation (`Augment`)
+                   tokens: torch.Tensor,    # a batch `[B, T, W]`
+                   generator: torch.Generator | None = None,  # randomness of permutations and erasing
+                   bank=None                # a permutation bank (config.permutation "bank")
+                   ) -> tuple:              # view a, view b, target of a, target of b
+    "The two encoder views of a batch and what each must reconstruct: the training step of `Trainer` and of `bench_ae`."
+    if config.permutation == "none": a = b = tokens
+    else: a, b = (permute_tokens(layout, tokens, generator, bank) for _ in range(2))
+    targets = (a, b) if config.target == "view" else (tokens, tokens)
+    return erase(a, generator), erase(b, generator), *targets
 
 # %% ../nbs/07_train.ipynb #6be350dd
 @patch
@@ -683,10 +694,8 @@ def bench_ae(preset: str = "cpu",     # autoencoder preset (`AE_PRESETS`)
     queries = torch.randn(config.behaviour_queries, *arch.input_shape, device=device)
     behaviour_term = lambda decoded, targets: behaviour_loss(arch, layout, decoded[:len(batch)], targets[:len(batch)], queries, config.behaviour_loss)
     def loss():
-        views = [batch if config.permutation == "none" else permute_tokens(layout, batch) for _ in range(2)]
-        targets = views if config.target == "view" else [batch, batch]
         with _autocast(device):
-            return hyper_loss(model, head, erase(views[0]), erase(views[1]), *targets, mask, scale, config.beta,
+            return hyper_loss(model, head, *training_views(config, layout, erase, batch), mask, scale, config.beta,
                               config.temperature, behaviour_term, config.behaviour)["loss"]
     def step():
         optimizer.zero_grad(set_to_none=True); loss().backward(); optimizer.step()

@@ -124,52 +124,59 @@ def interpolation_widget(bundle,                 # a HyperRepresentation or its 
     options = [(_label(table, r), int(r)) for r in candidates]
     start, end = W.Dropdown(options=options, value=int(candidates[0]), description="from"), W.Dropdown(options=options, value=int(candidates[1]), description="to")
     t = np.linspace(0, 1, steps)
-    slider = W.IntSlider(value=steps // 2, min=0, max=steps - 1, description="position", readout=False)
-    where = W.Label()
-    path_fig = _figure("Test accuracy along the path", "interpolation t", "test accuracy", yaxis_range=[0, 1])
-    path_fig.add_scatter(x=t, y=np.zeros(steps), mode="lines+markers", name="model A -> model B")
-    path_fig.add_scatter(x=t, y=np.zeros(steps), mode="lines+markers", name=f"model A: epoch {first} -> {last}")
-    layers = bundle.arch.layout
-    layer_fig = _figure("Weights of the decoded model at the slider", "weight", "count", barmode="overlay")
-    for layer in layers: layer_fig.add_histogram(x=[], name=f"layer {layer.index} ({layer.kind})", opacity=0.6, nbinsx=40)
+    slider, where = W.IntSlider(value=steps // 2, min=0, max=steps - 1, description="position", readout=False), W.Label()
+    path_fig, layer_fig = _interpolation_figures(bundle, t)
     busy, state = _Busy(), {}
-
-    def line(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        weights = torch.as_tensor(t, dtype=a.dtype, device=a.device)[:, None]
-        return (1 - weights) * a + weights * b
-
-    def same_model_rows(row: int) -> tuple[int, int]:
-        seed = table["seed"].iloc[row]
-        mine = table.index[(table["seed"] == seed) & (table["epoch"].isin([first, last]))].to_numpy()
-        by_epoch = dict(zip(table["epoch"].iloc[mine], mine))
-        return int(by_epoch.get(first, row)), int(by_epoch.get(last, row))
-
     def compute(*_):
         with busy("decoding and evaluating both paths", 2):
-            z = bundle.embeddings
-            early, late = same_model_rows(start.value)
-            paths = torch.cat([line(z[start.value], z[end.value]), line(z[early], z[late])])
-            population = bundle.decode(paths)
+            z, (early, late) = bundle.embeddings, _epoch_rows(table, start.value, first, last)
+            population = bundle.decode(torch.cat([_line(t, z[start.value], z[end.value]), _line(t, z[early], z[late])]))
             busy.step("evaluating")
             accuracy = _accuracy(population, dataset)
             state["vectors"] = population.to_vector()[:steps].cpu()
-            with path_fig.batch_update():
-                path_fig.data[0].y, path_fig.data[1].y = accuracy[:steps], accuracy[steps:]
+            with path_fig.batch_update(): path_fig.data[0].y, path_fig.data[1].y = accuracy[:steps], accuracy[steps:]
             busy.step()
         show()
-
     def show(*_):
         if "vectors" not in state: return
         i = slider.value
         where.value = f"t = {t[i]:.2f}: accuracy {path_fig.data[0].y[i]:.3f} (models), {path_fig.data[1].y[i]:.3f} (epochs)"
-        with path_fig.batch_update():
-            path_fig.layout.shapes = [dict(type="line", x0=t[i], x1=t[i], y0=0, y1=1, line=dict(dash="dot", color="grey"))]
+        with path_fig.batch_update(): path_fig.layout.shapes = [_marker(t[i])]
         with layer_fig.batch_update():
-            for trace, layer in zip(layer_fig.data, layers): trace.x = state["vectors"][i, layer.slice].numpy()
-
+            for trace, layer in zip(layer_fig.data, bundle.arch.layout): trace.x = state["vectors"][i, layer.slice].numpy()
     start.observe(compute, "value"); end.observe(compute, "value"); slider.observe(show, "value")
     compute()
     return W.VBox([W.HBox([start, end]), busy.widget(), path_fig, W.HBox([slider, where]), layer_fig])
+
+# %% ../nbs/12_widgets.ipynb #52afac5a
+def _interpolation_figures(bundle, t: np.ndarray) -> tuple:
+    "The interpolation widget's two figures: accuracy along both paths, and the decoded model's weights per layer."
+    first, last = bundle.meta["window"]
+    path_fig = _figure("Test accuracy along the path", "interpolation t", "test accuracy", yaxis_range=[0, 1])
+    path_fig.add_scatter(x=t, y=np.zeros(len(t)), mode="lines+markers", name="model A -> model B")
+    path_fig.add_scatter(x=t, y=np.zeros(len(t)), mode="lines+markers", name=f"model A: epoch {first} -> {last}")
+    layer_fig = _figure("Weights of the decoded model at the slider", "weight", "count", barmode="overlay")
+    for layer in bundle.arch.layout: layer_fig.add_histogram(x=[], name=f"layer {layer.index} ({layer.kind})", opacity=0.6, nbinsx=40)
+    return path_fig, layer_fig
+
+# %% ../nbs/12_widgets.ipynb #88f50b0d
+def _line(t: np.ndarray, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    "Points `(1 - t) a + t b` for every `t`, as rows."
+    weights = torch.as_tensor(t, dtype=a.dtype, device=a.device)[:, None]
+    return (1 - weights) * a + weights * b
+
+# %% ../nbs/12_widgets.ipynb #3737e877
+def _epoch_rows(table: pd.DataFrame, row: int, first: int, last: int) -> tuple[int, int]:
+    "The rows of the same model (seed) at the window's first and last epoch (the row itself where one is missing)."
+    seed = table["seed"].iloc[row]
+    mine = table.index[(table["seed"] == seed) & (table["epoch"].isin([first, last]))].to_numpy()
+    by_epoch = dict(zip(table["epoch"].iloc[mine], mine))
+    return int(by_epoch.get(first, row)), int(by_epoch.get(last, row))
+
+# %% ../nbs/12_widgets.ipynb #3aa87539
+def _marker(x: float) -> dict:
+    "A dotted vertical line at `x` (the slider's position in a figure)."
+    return dict(type="line", x0=x, x1=x, y0=0, y1=1, line=dict(dash="dot", color="grey"))
 
 # %% ../nbs/12_widgets.ipynb #6e1d8594
 def noise_widget(bundle,                      # a HyperRepresentation or its folder
@@ -180,26 +187,9 @@ def noise_widget(bundle,                      # a HyperRepresentation or its fol
                  ) -> W.VBox:
     "Accuracy and reconstruction R2 of decoded embeddings against relative noise, with the spread over models."
     bundle = _bundle(bundle, device)
-    dataset, zoo, last = _dataset(bundle), _zoo(bundle), bundle.meta["window"][1]
-    rows = _rows(bundle, split, last)
-    if len(rows) == 0: raise HyperrepError(f"{bundle.path} has no {split!r} models at epoch {last}")
-    originals = zoo.population(last, bundle.device)
-    train_mean = originals.split("train").to_vector().mean(0)
-    by_seed = {int(s): i for i, s in enumerate(originals.table["seed"])}
-    targets = originals.to_vector()[[by_seed[int(s)] for s in bundle.table["seed"].iloc[rows]]]
-    levels = np.asarray(levels, dtype=float)
-    busy = _Busy()
-    with busy("decoding every noise level of every model", 2):
-        z = bundle.embeddings[torch.as_tensor(rows, device=bundle.device)]
-        direction = torch.randn(len(levels), *z.shape, generator=torch.Generator().manual_seed(seed)).to(z.device)
-        direction = direction / direction.norm(dim=-1, keepdim=True)
-        scale = torch.as_tensor(levels, dtype=z.dtype, device=z.device)[:, None, None] * z.norm(dim=-1, keepdim=True)
-        decoded = bundle.decode((z + scale * direction).reshape(-1, z.shape[1]))
-        busy.step("evaluating")
-        accuracy = _accuracy(decoded, dataset).reshape(len(levels), len(rows))
-        error = (decoded.to_vector().reshape(len(levels), len(rows), -1) - targets).square().sum(-1)
-        r2 = (1 - error / (train_mean - targets).square().sum(-1)).cpu().numpy()
-        busy.step()
+    rows, levels, busy = _rows(bundle, split, bundle.meta["window"][1]), np.asarray(levels, dtype=float), _Busy()
+    if len(rows) == 0: raise HyperrepError(f"{bundle.path} has no {split!r} models at epoch {bundle.meta['window'][1]}")
+    with busy("decoding every noise level of every model", 2): accuracy, r2 = _noisy_decodes(bundle, rows, levels, seed, busy)
     percent = 100 * levels
     curve = _figure("Decoded models against relative noise on z", "noise (% of the embedding norm)", "value", yaxis_range=[min(0, float(r2.min())), 1])
     for name, values in (("test accuracy", accuracy), ("reconstruction R2", r2)):
@@ -212,13 +202,30 @@ def noise_widget(bundle,                      # a HyperRepresentation or its fol
     spread.add_histogram(x=accuracy[0], nbinsx=30, name="noisy")
     spread.add_histogram(x=accuracy[0], nbinsx=30, name="no noise", opacity=0.5)
     def show(*_):
-        i = slider.value
         with spread.batch_update(), curve.batch_update():
-            spread.data[0].x = accuracy[i]
-            curve.layout.shapes = [dict(type="line", x0=percent[i], x1=percent[i], y0=0, y1=1, line=dict(dash="dot", color="grey"))]
+            spread.data[0].x, curve.layout.shapes = accuracy[slider.value], [_marker(percent[slider.value])]
     slider.observe(show, "value")
     show()
     return W.VBox([busy.widget(), curve, slider, spread])
+
+# %% ../nbs/12_widgets.ipynb #b074f027
+def _noisy_decodes(bundle, rows: np.ndarray, levels: np.ndarray, seed: int, busy) -> tuple[np.ndarray, np.ndarray]:
+    "Test accuracy and reconstruction R2 `[levels, models]` of the rows' embeddings with relative noise added, decoded."
+    last = bundle.meta["window"][1]
+    originals = _zoo(bundle).population(last, bundle.device)
+    by_seed = {int(s): i for i, s in enumerate(originals.table["seed"])}
+    targets = originals.to_vector()[[by_seed[int(s)] for s in bundle.table["seed"].iloc[rows]]]
+    z = bundle.embeddings[torch.as_tensor(rows, device=bundle.device)]
+    direction = torch.randn(len(levels), *z.shape, generator=torch.Generator().manual_seed(seed)).to(z.device)
+    direction = direction / direction.norm(dim=-1, keepdim=True)
+    scale = torch.as_tensor(levels, dtype=z.dtype, device=z.device)[:, None, None] * z.norm(dim=-1, keepdim=True)
+    decoded = bundle.decode((z + scale * direction).reshape(-1, z.shape[1]))
+    busy.step("evaluating")
+    accuracy = _accuracy(decoded, _dataset(bundle)).reshape(len(levels), len(rows))
+    error = (decoded.to_vector().reshape(len(levels), len(rows), -1) - targets).square().sum(-1)
+    r2 = (1 - error / (originals.split("train").to_vector().mean(0) - targets).square().sum(-1)).cpu().numpy()
+    busy.step()
+    return accuracy, r2
 
 # %% ../nbs/12_widgets.ipynb #da0f8db5
 def _cosine_distances(z: torch.Tensor, a: np.ndarray, b: np.ndarray, same: bool) -> np.ndarray:
@@ -243,17 +250,6 @@ def geometry_widget(bundle,       # a HyperRepresentation or its folder
     "Norms, pairwise cosine distances, a 3-D projection coloured by a property, and per-dimension distributions."
     bundle = _bundle(bundle, device)
     z, table = bundle.embeddings.float(), bundle.table
-    split, epoch, seed = table["split"].to_numpy(), table["epoch"].to_numpy(), table["seed"].to_numpy()
-    last, train, test = epoch.max(), np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
-    train_last, test_last = train[epoch[train] == last], test[epoch[test] == last]
-    norms = _figure("Embedding norms", "||z||", "samples")
-    norms.add_histogram(x=z.norm(dim=-1).cpu().numpy(), nbinsx=40, name="all samples")
-    cosine = _figure("Pairwise cosine distance", "1 - cos(z_i, z_j)", "density", barmode="overlay")
-    same_model = [d for s in np.unique(seed) for d in _cosine_distances(z, np.flatnonzero(seed == s), np.flatnonzero(seed == s), True)]
-    for name, values in (("train - train", _cosine_distances(z, train_last, train_last, True)),
-                         ("train - test", _cosine_distances(z, train_last, test_last, False)),
-                         ("same model, other epoch", np.array(same_model))):
-        cosine.add_histogram(x=values, name=name, histnorm="probability density", opacity=0.6, nbinsx=50)
     numeric = [c for c in table.columns if c not in ("split", "seed") and pd.api.types.is_numeric_dtype(table[c])]
     method = W.ToggleButtons(options=["PCA", "UMAP"], value="PCA", description="projection")
     colour = W.Dropdown(options=numeric, value="test_accuracy" if "test_accuracy" in numeric else numeric[0], description="colour")
@@ -267,22 +263,34 @@ def geometry_widget(bundle,       # a HyperRepresentation or its folder
             xyz = cache[method.value]
             with cloud.batch_update():
                 cloud.data[0].x, cloud.data[0].y, cloud.data[0].z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
-                cloud.data[0].marker.color = table[colour.value].to_numpy()
-                cloud.data[0].marker.colorbar = dict(title=colour.value)
+                cloud.data[0].marker.color, cloud.data[0].marker.colorbar = table[colour.value].to_numpy(), dict(title=colour.value)
     method.observe(project, "value"); colour.observe(project, "value")
     accuracy = table["test_accuracy"].to_numpy() if "test_accuracy" in table else np.zeros(len(table))
-    top = accuracy >= np.quantile(accuracy, 0.7)
+    top, values = accuracy >= np.quantile(accuracy, 0.7), z.cpu().numpy()
     dimension = W.IntSlider(value=0, min=0, max=z.shape[1] - 1, description="dimension")
     per_dim = _figure("One dimension of z: all models vs the top 30%", "z_d", "density", barmode="overlay", xaxis_range=[-1, 1])
-    per_dim.add_histogram(x=[], name="all", histnorm="probability density", opacity=0.6, nbinsx=40)
-    per_dim.add_histogram(x=[], name="top 30% by accuracy", histnorm="probability density", opacity=0.6, nbinsx=40)
-    values = z.cpu().numpy()
+    for name in ("all", "top 30% by accuracy"): per_dim.add_histogram(x=[], name=name, histnorm="probability density", opacity=0.6, nbinsx=40)
     def show_dimension(*_):
-        with per_dim.batch_update():
-            per_dim.data[0].x, per_dim.data[1].x = values[:, dimension.value], values[top, dimension.value]
+        with per_dim.batch_update(): per_dim.data[0].x, per_dim.data[1].x = values[:, dimension.value], values[top, dimension.value]
     dimension.observe(show_dimension, "value")
     project(); show_dimension()
-    return W.VBox([W.HBox([norms, cosine]), W.HBox([method, colour]), busy.widget(), cloud, dimension, per_dim])
+    return W.VBox([W.HBox(_distance_figures(z, table)), W.HBox([method, colour]), busy.widget(), cloud, dimension, per_dim])
+
+# %% ../nbs/12_widgets.ipynb #1ccf367a
+def _distance_figures(z: torch.Tensor, table: pd.DataFrame) -> list:
+    "The geometry widget's histograms: embedding norms, and cosine distances within train, train to test, and across epochs."
+    split, epoch, seed = table["split"].to_numpy(), table["epoch"].to_numpy(), table["seed"].to_numpy()
+    last, train, test = epoch.max(), np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
+    train_last, test_last = train[epoch[train] == last], test[epoch[test] == last]
+    norms = _figure("Embedding norms", "||z||", "samples")
+    norms.add_histogram(x=z.norm(dim=-1).cpu().numpy(), nbinsx=40, name="all samples")
+    cosine = _figure("Pairwise cosine distance", "1 - cos(z_i, z_j)", "density", barmode="overlay")
+    same_model = [d for s in np.unique(seed) for d in _cosine_distances(z, np.flatnonzero(seed == s), np.flatnonzero(seed == s), True)]
+    for name, values in (("train - train", _cosine_distances(z, train_last, train_last, True)),
+                         ("train - test", _cosine_distances(z, train_last, test_last, False)),
+                         ("same model, other epoch", np.array(same_model))):
+        cosine.add_histogram(x=values, name=name, histnorm="probability density", opacity=0.6, nbinsx=50)
+    return [norms, cosine]
 
 # %% ../nbs/12_widgets.ipynb #907a0de1
 def sampling_widget(bundle,                 # a HyperRepresentation or its folder
@@ -304,34 +312,38 @@ def sampling_widget(bundle,                 # a HyperRepresentation or its folde
         figure.add_histogram(x=values, name=name, histnorm="probability density", opacity=0.6, nbinsx=40)
     busy, result = _Busy(), {}
     def run(*_):
-        target = _bundle(bundle, where.value)
-        dataset = _dataset(target)
         options = {"top": top.value if top.value < 1 else None}
         if bandwidth.value > 0 and sampler.value in ("S_KDE", "S_C"): options["bandwidth"] = bandwidth.value
         with busy(f"{count.value} models with {sampler.value} on {where.value}", 3):
-            started = time.perf_counter()
-            fitted = fit_sampler(sampler.value, target, **options)
-            fitted_s = time.perf_counter() - started
-            busy.step("sampling and decoding")
-            population = sample_population(target, fitted, count.value, torch.Generator().manual_seed(0))
-            decoded_s = time.perf_counter() - started - fitted_s
-            busy.step("evaluating")
-            accuracy = _accuracy(population, dataset)
-            random = _accuracy(Population.init(target.arch, range(20_000_000, 20_000_000 + count.value),
-                                               _zoo_init(target), target.device), dataset)
-            total = time.perf_counter() - started
+            result.update(_sample_and_score(_bundle(bundle, where.value), sampler.value, options, count.value, busy))
             with figure.batch_update():
-                figure.data[0].x, figure.data[2].x = accuracy, random
-                figure.data[0].name = f"{fitted.name} ({count.value}): mean {accuracy.mean():.3f}"
-            result.update(population=population, accuracy=accuracy, seconds=total)
-            busy.step()
-            busy.done(f"{count.value} models in {total:.2f} s on {where.value}: fit {fitted_s:.2f} s, sample+decode "
-                      f"{decoded_s:.2f} s, evaluate {total - fitted_s - decoded_s:.2f} s; mean accuracy {accuracy.mean():.3f}")
+                figure.data[0].x, figure.data[2].x = result["accuracy"], result["random"]
+                figure.data[0].name = f"{sampler.value} ({count.value}): mean {result['accuracy'].mean():.3f}"
+            busy.done(f"{count.value} models in {result['seconds']:.2f} s on {where.value}: " + ", ".join(f"{k} {v:.2f} s" for k, v in result["stages"].items())
+                      + f"; mean accuracy {result['accuracy'].mean():.3f}")
     button.on_click(run)
     box = W.VBox([W.HBox([sampler, count, where]), W.HBox([bandwidth, top, button]), busy.widget(), figure])
     box.result = result      # the last sampled population, its accuracies and the time it took
     box.run = run
     return box
+
+# %% ../nbs/12_widgets.ipynb #ea63b858
+def _sample_and_score(bundle, sampler: str, options: dict, count: int, busy) -> dict:
+    "Fit a sampler, draw and decode `count` models, score them and as many randomly initialised ones, timing each stage."
+    started = time.perf_counter()
+    fitted = fit_sampler(sampler, bundle, **options)
+    fitted_s = time.perf_counter() - started
+    busy.step("sampling and decoding")
+    population = sample_population(bundle, fitted, count, torch.Generator().manual_seed(0))
+    decoded_s = time.perf_counter() - started - fitted_s
+    busy.step("evaluating")
+    dataset = _dataset(bundle)
+    accuracy = _accuracy(population, dataset)
+    random = _accuracy(Population.init(bundle.arch, range(20_000_000, 20_000_000 + count), _zoo_init(bundle), bundle.device), dataset)
+    total = time.perf_counter() - started
+    busy.step()
+    return {"population": population, "accuracy": accuracy, "random": random, "seconds": total,
+            "stages": {"fit": fitted_s, "sample+decode": decoded_s, "evaluate": total - fitted_s - decoded_s}}
 
 # %% ../nbs/12_widgets.ipynb #a13f23f7
 def _zoo_init(bundle: HyperRepresentation) -> str:

@@ -15,14 +15,14 @@ from tqdm.auto import tqdm
 from fastcore.basics import patch
 from .core import HyperrepError, default_device, meta_dataset_name, write_json, read_json, save_tensors, load_tensors, timed, count_flops, matmul_flops_per_s, available_memory, check_memory, format_bytes, MEMORY_HEADROOM
 from .arch import Architecture, Population, paper_cnn, mlp, SCORING_BUDGET, population_forward, score_population, ACTIVATIONS, INIT_SCHEMES
-from .data import Dataset, load_dataset, split_shift, save_dataset, read_dataset, dataset_for
+from .data import Dataset, TABULAR, load_dataset, split_shift, save_dataset, read_dataset, dataset_for
 
 # %% auto #0
-__all__ = ['ZOO_PRESETS', 'ZOO_FORMAT', 'METRICS', 'ZooConfig', 'zoo_config', 'dataset_channels', 'zoo_architecture',
-           'check_architecture_fits', 'model_splits', 'epoch_order', 'epoch_metrics', 'fit_population', 'Zoo',
-           'write_zoo_epoch', 'train_zoo', 'existing_zoo', 'zoo_dataset', 'zoo_meta', 'zoo_memory', 'zoo_chunk_size',
-           'shard_blocks', 'ray_session', 'train_shard', 'merge_shards', 'train_zoo_on_ray', 'shard_config',
-           'bench_zoo_ray', 'describe_zoo', 'bench_zoo_train', 'bench_zoo_eval']
+__all__ = ['ZOO_PRESETS', 'ZOO_FORMAT', 'METRICS', 'ZooConfig', 'zoo_config', 'dataset_channels', 'dataset_input_shape',
+           'zoo_architecture', 'check_architecture_fits', 'model_splits', 'epoch_order', 'epoch_metrics',
+           'fit_population', 'Zoo', 'write_zoo_epoch', 'train_zoo', 'existing_zoo', 'zoo_dataset', 'zoo_meta',
+           'zoo_memory', 'zoo_chunk_size', 'shard_blocks', 'ray_session', 'train_shard', 'merge_shards',
+           'train_zoo_on_ray', 'shard_config', 'bench_zoo_ray', 'describe_zoo', 'bench_zoo_train', 'bench_zoo_eval']
 
 # %% ../nbs/03_zoo.ipynb #7cb4b088
 @dataclass
@@ -96,6 +96,11 @@ def zoo_config(preset: str = "digits",  # one of `ZOO_PRESETS`
 def dataset_channels(name: str) -> int:
     "Input channels of a dataset as the paper's zoos see it (SVHN is converted to grayscale)."
     return 3 if split_shift(name)[0] in ("cifar10", "stl10") else 1
+
+# %% ../nbs/03_zoo.ipynb #ef5c07a0
+def dataset_input_shape(name: str) -> tuple | None:
+    "The input shape a named dataset gives the paper's zoos: `(channels, 28, 28)` for images, None for the bundled tables."
+    return None if split_shift(name)[0].lower() in TABULAR else (dataset_channels(name), 28, 28)
 
 # %% ../nbs/03_zoo.ipynb #8066a611
 def zoo_architecture(config: ZooConfig) -> Architecture:

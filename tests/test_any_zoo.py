@@ -34,6 +34,13 @@ def test_a_zoo_from_an_architecture_spec_file(tmp_path):
     assert json.loads((tmp_path / "zoo" / "zoo.json").read_text())["arch"] == spec.to_dict()
 
 
+def test_an_mlp_zoo_of_images_flattens_them(tmp_path):
+    "`--mlp` on an image dataset is an MLP of the flattened images (the uneven-layer zoo of the LWLN comparison)."
+    summary = run("zoo", "--mlp", "784,16,10", "--activation", "tanh", "--models", "3", "--epochs", "1", "--quiet", "--out", str(tmp_path / "zoo")).stdout
+    assert "mlp_784-16-10" in summary and "dataset: digits" in summary
+    assert json.loads((tmp_path / "zoo" / "zoo.json").read_text())["arch"] == mlp([784, 16, 10], "tanh", (1, 28, 28)).to_dict()
+
+
 BAD_SPECS = {"unknown_layer.json": {"input_shape": [13], "layers": [{"type": "dense", "in_features": 13, "out_features": 3}]},
              "no_layers.json": {"input_shape": [13], "layers": []},
              "not_a_spec.json": [1, 2, 3]}

@@ -254,3 +254,15 @@ def test_bad_arguments():
         download_dataset("mnist", "unused", checksums={"train.gz": "0" * 32})
     assert all(download_dataset(name, "unused") == [] for name in data.BUNDLED)   # shipped with scikit-learn
     assert data.DATASETS == ("digits", "iris", "wine", "breast_cancer", "mnist", "fashion_mnist", "svhn", "cifar10", "stl10")
+
+
+def test_fetch_file_with_sha512(server, tmp_path):
+    "The docs' npm packages are pinned by sha512: the same streaming download checks any hashlib digest."
+    served, url, _ = server
+    (served / "package.tgz").write_bytes(b"a pinned package")
+    target = tmp_path / "out" / "package.tgz"
+    data.fetch_file(f"{url}package.tgz", target, hashlib.sha512(b"a pinned package").hexdigest(), "sha512")
+    assert target.read_bytes() == b"a pinned package"
+    with pytest.raises(HyperrepError, match="checksum mismatch for other.tgz from .*package.tgz: sha512"):
+        data.fetch_file(f"{url}package.tgz", tmp_path / "other.tgz", "0" * 128, "sha512")
+    assert not (tmp_path / "other.tgz").exists()
