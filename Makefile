@@ -46,7 +46,7 @@ nbtest: $(STAMP) docs-assets
 	IN_TEST=1 OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing
 
 pytest: $(STAMP) docs-assets chromium
-	IN_TEST=1 $(BIN)/pytest -q tests
+	IN_TEST=1 $(BIN)/pytest -q --durations=15 tests
 
 # The docs build runs too: nbdev executes every notebook cell that imports something, which a mixed cell breaks.
 test: check-sync nbtest docs-offline pytest
