@@ -446,15 +446,16 @@ def lwln_row(bundle: HyperRepresentation,  # a trained hyper-representation of `
              seed: int = 0,                # seed of the samplers
              data_root=None                # dataset files of the zoo (not needed for digits)
              ) -> dict:
-    "What LWLN changes in one bundle: test R2 per layer, layer spreads, accuracies at epoch 0, and weight histograms per layer."
+    "What LWLN changes in one bundle: R2 per layer on seen and unseen models, accuracies at epoch 0, weight histograms per layer."
     m, device = bundle.metrics, bundle.device
-    dataset = zoo.dataset(data_root, device)
-    unseen = zoo.population(bundle.meta["window"][1], device).split(m["split"])
+    dataset, models = zoo.dataset(data_root, device), zoo.population(bundle.meta["window"][1], device)
     accuracy = {name: float(score_population(p, dataset.x_test, dataset.y_test)["accuracy"].mean())
                 for name, p in sampled_populations(bundle, ("S_KDE30", "S_KDE30_joint"), n, seed).items()}
-    return {"test_r2": m["r2"], "test_r2_per_layer": m["r2_per_layer"], "layer_sigma": m["layer_sigma"],
-            "test_original": m["original_accuracy_mean"], "test_reconstructed": m["reconstructed_accuracy_mean"], **accuracy,
-            "histograms": weight_histograms(unseen, bundle.reconstruct(unseen))}
+    splits = {"train": "train", "test": m["split"]}
+    return {**{f"{name}_{k}": m["splits"][split][key] for name, split in splits.items()
+               for k, key in (("r2", "r2"), ("r2_per_layer", "r2_per_layer"), ("reconstructed", "reconstructed_accuracy_mean"))},
+            "test_original": m["original_accuracy_mean"], "layer_sigma": m["layer_sigma"], **accuracy,
+            "histograms": {name: weight_histograms(models.split(split), bundle.reconstruct(models.split(split))) for name, split in splits.items()}}
 
 # %% ../nbs/11_experiments.ipynb #055a79a4
 def weight_histograms(originals: Population,      # models
@@ -474,11 +475,12 @@ def weight_histograms(originals: Population,      # models
 # %% ../nbs/11_experiments.ipynb #635eed0d
 def lwln_table(rows: dict  # `lwln.json`'s rows (key: "<loss> | behaviour <weight>")
                ) -> pd.DataFrame:
-    "The comparison as a table: R2 overall and per layer, accuracies, samples at epoch 0."
-    table = {key: {"loss": row["loss"], "behaviour": row["behaviour"], "test R2": row["test_r2"],
-                   **{f"R2 layer {i}": r for i, r in enumerate(row["test_r2_per_layer"])},
-                   "test reconstructed": row["test_reconstructed"], "test original": row["test_original"],
-                   "S_KDE30": row["S_KDE30"], "S_KDE30_joint": row["S_KDE30_joint"]} for key, row in rows.items()}
+    "The comparison as a table: R2 overall and per layer on seen (train) and unseen (test) models, accuracies, samples at epoch 0."
+    def split(row, name): return {f"{name} R2": row[f"{name}_r2"], **{f"{name} R2 layer {i}": r for i, r in enumerate(row[f"{name}_r2_per_layer"])},
+                                  f"{name} reconstructed": row[f"{name}_reconstructed"]}
+    table = {key: {"loss": row["loss"], "behaviour": row["behaviour"], **split(row, "train"), **split(row, "test"),
+                   "original": row["test_original"], "S_KDE30": row["S_KDE30"], "S_KDE30_joint": row["S_KDE30_joint"]}
+             for key, row in rows.items()}
     return pd.DataFrame(table).T
 
 # %% ../nbs/11_experiments.ipynb #4cc1d678
