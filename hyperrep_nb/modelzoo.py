@@ -249,6 +249,19 @@ def _write_import(out: Path, meta: dict, epochs: list[int], metrics: dict[str, n
     write_json(out / "metrics.json", stored)
     write_json(out / "zoo.json", {**meta, **({} if contiguous else {"epochs": epochs}), "last_epoch": epochs[-1]})
 
+# %% ../nbs/04_modelzoo.ipynb #fbcc81ec
+def _check_models(models: dict, epochs: list[int], arch: Architecture, threshold: float | None, report: dict,
+                  cache: dict | None, progress: bool) -> list[str]:
+    "The names of the models `_check_model` passes (the others dropped in `report`); their weights kept in `cache` when given."
+    kept = []
+    for name, model in tqdm(models.items(), disable=not progress, unit="model", desc="checking", leave=False):
+        problem, vectors = _check_model(model, epochs, arch, threshold)
+        if problem is not None: _drop(report, name, *problem); continue
+        kept.append(name)
+        if cache is not None: cache[name] = vectors
+    report["imported"] = len(kept)
+    return kept
+
 # %% ../nbs/04_modelzoo.ipynb #2ba9716c
 def import_modelzoo(source: str | Path,           # folder of model directories (each with `params.json`)
                     out: str | Path,              # new or empty folder for the zoo in this package's format
@@ -270,15 +283,7 @@ def import_modelzoo(source: str | Path,           # folder of model directories 
     report["epochs"] = epochs
     arch = arch if arch is not None else _default_arch(list(models.values()))
     cache = {} if len(models) * len(epochs) * arch.n_params * 4 <= _CACHE_BYTES else None
-    kept = []
-    for name, model in tqdm(models.items(), disable=not progress, unit="model", desc="checking", leave=False):
-        problem, vectors = _check_model(model, epochs, arch, threshold)
-        if problem is not None:
-            _drop(report, name, *problem)
-            continue
-        kept.append(name)
-        if cache is not None: cache[name] = vectors
-    report["imported"] = len(kept)
+    kept = _check_models(models, epochs, arch, threshold, report, cache, progress)
     summary = _summary(report)
     print(summary)
     if not epochs: raise HyperrepError(f"no epochs to import from {source}: {summary}")
