@@ -12,7 +12,7 @@ from fastcore.basics import patch
 from .core import HyperrepError
 
 # %% auto #0
-__all__ = ['AE_PRESETS', 'AEConfig', 'ae_config', 'check_widths', 'layer_mask', 'layer_scale', 'SelfAttention',
+__all__ = ['AE_PRESETS', 'DECODE_BATCH', 'AEConfig', 'ae_config', 'check_widths', 'layer_mask', 'layer_scale', 'SelfAttention',
            'TransformerLayer', 'transformer', 'latent_widths', 'HyperAutoencoder', 'ProjectionHead', 'nt_xent',
            'reconstruction_loss', 'hyper_loss', 'count_parameters']
 
@@ -280,6 +280,9 @@ def decode(self: HyperAutoencoder, z: torch.Tensor  # [B, code_size]
         x = torch.cat([f(p.view(len(z), n, -1)) for f, p, (n, _) in zip(self.decompress, parts, self.widths)], 1)
     x = self.decoder(self.drop(x + self.decoder_positions.to(x.dtype)))
     return torch.cat([F.pad(debed(part), (0, self.w_max - w)) for debed, part, (_, w) in zip(self.debedders, self._split(x), self.widths)], 1)
+
+# %% ../nbs/06_model.ipynb #ab711d26
+DECODE_BATCH = 512   # embeddings per decoder pass when decoding many
 
 # %% ../nbs/06_model.ipynb #50249eaf
 @patch

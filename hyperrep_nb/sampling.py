@@ -13,12 +13,13 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from .core import HyperrepError, default_device, keep_torch_threads, available_memory, check_memory, MEMORY_HEADROOM, nearest_rows
 from .arch import Population, split_rows
+from .model import DECODE_BATCH
 
 # %% auto #0
-__all__ = ['SAMPLERS', 'DECODE_BATCH', 'Sampler', 'make_sampler', 'fit_sampler', 'sample_population', 'sample_memory',
-           'part_size', 'sample_parts', 'random_tensor', 'check_count', 'select_anchors', 'UniformSampler',
-           'silverman_bandwidth', 'KDESampler', 'CounterfactualSampler', 'NeighborhoodSampler', 'gan_networks',
-           'GANSampler', 'nearest_anchor_distance', 'near_copy_fraction']
+__all__ = ['SAMPLERS', 'Sampler', 'make_sampler', 'fit_sampler', 'sample_population', 'sample_memory', 'part_size',
+           'sample_parts', 'random_tensor', 'check_count', 'select_anchors', 'UniformSampler', 'silverman_bandwidth',
+           'KDESampler', 'CounterfactualSampler', 'NeighborhoodSampler', 'gan_networks', 'GANSampler',
+           'nearest_anchor_distance', 'near_copy_fraction']
 
 # %% ../nbs/08_sampling.ipynb #79615d7e
 class Sampler:
@@ -122,8 +123,6 @@ def sample_memory(bundle,   # a `HyperRepresentation`
     return n * per_model + decoder
 
 # %% ../nbs/08_sampling.ipynb #908f042c
-DECODE_BATCH = 512   # embeddings per decoder pass (`decode_tokens`)
-
 def part_size(bundle,                     # a `HyperRepresentation`
               n: int,                     # models wanted in all
               wanted: int | None = None,  # models per part (None: at most 10,000, fewer when memory is short)

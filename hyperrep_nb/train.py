@@ -25,7 +25,7 @@ from .zoo import Zoo
 from .tokens import (TokenLayout, tokenize, detokenize, tokens_to_vectors, permute_tokens, permutation_bank, Augment,
                                 align_to, canonical_reference)
 from .evaluate import fidelity, identification
-from .model import AEConfig, ae_config, HyperAutoencoder, ProjectionHead, hyper_loss, reconstruction_loss, layer_scale
+from .model import DECODE_BATCH, AEConfig, ae_config, HyperAutoencoder, ProjectionHead, hyper_loss, reconstruction_loss, layer_scale
 
 # %% auto #0
 __all__ = ['BUNDLE_FORMAT', 'MAX_GRAD_NORM', 'zoo_samples', 'reconstruction_r2', 'encode_tokens', 'decode_tokens', 'embed_tokens',
@@ -101,7 +101,7 @@ def encode_tokens(model: HyperAutoencoder,  # the autoencoder
 # %% ../nbs/07_train.ipynb #b30b4722
 def decode_tokens(model: HyperAutoencoder,  # the autoencoder
                   z: torch.Tensor,          # embeddings `[M, d_z]` on the model's device
-                  batch: int = 512          # embeddings per decoder pass
+                  batch: int = DECODE_BATCH  # embeddings per decoder pass
                   ) -> torch.Tensor:        # float32 tokens `[M, n_tokens, max_width]`
     "The decoder's tokens for embeddings `z`, in eval mode and batches (bf16 autocast on GPU)."
     return _batched(model, model.decode, z, batch)
@@ -612,7 +612,7 @@ def encode(self: HyperRepresentation, population: Population) -> torch.Tensor:
 
 # %% ../nbs/07_train.ipynb #a10c18ae
 @patch
-def decode(self: HyperRepresentation, z: torch.Tensor, table: pd.DataFrame | None = None, batch: int = 512) -> Population:
+def decode(self: HyperRepresentation, z: torch.Tensor, table: pd.DataFrame | None = None, batch: int = DECODE_BATCH) -> Population:
     "The population that embeddings `z [M, d_z]` decode to."
     return detokenize(self.arch, decode_tokens(self.model, z.to(self.device), batch), table)
 
