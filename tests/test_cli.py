@@ -41,6 +41,8 @@ def test_info_summarises_a_zoo(tmp_path):
     (["zoo", "--models", "two", "--out", "{tmp}/z"], "argument --models"),
     (["zoo", "--models", "2", "--device", "tpu", "--out", "{tmp}/z"], "unknown device"),
     (["bench", "everything"], "invalid choice"),
+    (["lwln", "--zoo", "{tmp}/z", "--out", "{tmp}/l", "--behaviours", "0,lots"], "expected comma-separated numbers"),
+    (["lwln", "--zoo", "/nonexistent/zoo", "--out", "{tmp}/l"], "/nonexistent/zoo"),
 ])
 def test_user_errors_are_one_line_with_status_2(tmp_path, args, message):
     result = run(*[a.format(tmp=tmp_path) for a in args], check=False)
