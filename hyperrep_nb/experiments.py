@@ -424,7 +424,7 @@ def lwln_comparison(zoo: Zoo,                        # the zoo (its last epoch a
                     progress: bool = True,           # a progress bar over the bundles
                     **overrides                      # further AEConfig fields for every bundle (e.g. epochs=40)
                     ) -> pd.DataFrame:               # one row per loss and behavioural weight
-    "LWLN against plain MSE at each behavioural weight: per-layer R2 on unseen models, epoch-0 samples, Figure 2's histograms."
+    "LWLN against plain MSE at each behavioural weight: per-layer R2 on seen and unseen models, epoch-0 samples, Figure 2's histograms."
     from tqdm.auto import tqdm
     out, device = Path(out), default_device(device)
     saved, window = out / "lwln.json", (max(1, zoo.last_epoch - 4), zoo.last_epoch)
