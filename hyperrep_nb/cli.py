@@ -201,6 +201,7 @@ def _cmd_demo(args):
     samplers = tuple(args.samplers.split(",")) if args.samplers else EVALUATION_SAMPLERS
     unknown = [s for s in samplers if s not in SAMPLERS]
     if unknown: raise HyperrepError(f"unknown samplers {unknown} in --samplers: expected some of {', '.join(SAMPLERS)}")
+    if args.gan_epochs is not None and args.gan_epochs < 1: raise HyperrepError(f"--gan-epochs {args.gan_epochs}: expected a positive number of epochs")
     run_demo(args.out, args.n, args.finetune_epochs, args.device, zoo_models=args.zoo_models, ae_epochs=args.ae_epochs,
              gan_epochs=args.gan_epochs, full=args.full, progress=not args.quiet, code=code or None, samplers=samplers)
 

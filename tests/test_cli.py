@@ -43,6 +43,7 @@ def test_info_summarises_a_zoo(tmp_path):
     (["bench", "everything"], "invalid choice"),
     (["lwln", "--zoo", "{tmp}/z", "--out", "{tmp}/l", "--behaviours", "0,lots"], "expected comma-separated numbers"),
     (["lwln", "--zoo", "/nonexistent/zoo", "--out", "{tmp}/l"], "/nonexistent/zoo"),
+    (["demo", "--out", "{tmp}/d", "--gan-epochs", "0"], "expected a positive number of epochs"),   # refused before any training
 ])
 def test_user_errors_are_one_line_with_status_2(tmp_path, args, message):
     result = run(*[a.format(tmp=tmp_path) for a in args], check=False)
