@@ -276,8 +276,10 @@ def paper_cnn(channels: int = 1,          # input channels: 1 (MNIST, SVHN grays
               activation: str = "tanh",   # one of `ACTIVATIONS`
               size: int = 28) -> Architecture:  # input height and width
     "The CNN of the paper's model zoos (Table 6)."
+    side = ((size - 4) // 2 - 4) // 2 - 1          # after conv 5, pool 2, conv 5, pool 2, conv 2: 3 for 28x28 inputs
+    if side < 1: raise HyperrepError(f"paper_cnn needs inputs of at least 20x20 pixels, got size={size}")
     layers = [Conv(channels, 8, 5), MaxPool(2), Act(activation), Conv(8, 6, 5), MaxPool(2), Act(activation),
-              Conv(6, 4, 2), Act(activation), Flatten(), Linear(36, 20), Act(activation), Linear(20, 10)]
+              Conv(6, 4, 2), Act(activation), Flatten(), Linear(4 * side * side, 20), Act(activation), Linear(20, 10)]
     return Architecture(layers, (channels, size, size), f"paper_cnn_{channels}ch_{activation}")
 
 # %% ../nbs/02_arch.ipynb #ee107ec8

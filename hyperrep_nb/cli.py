@@ -90,7 +90,7 @@ def _cmd_zoo(args):
     own = read_dataset(args.dataset, "cpu") if args.dataset and Path(args.dataset).is_dir() else None   # your data, from save_dataset
     name = args.dataset or ZOO_PRESETS.get(args.preset, {}).get("dataset", "digits")
     config = zoo_config(args.preset, models=args.models, epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
-                        batch_size=args.batch_size, init=args.init, activation=args.activation, first_seed=args.first_seed,
+                        batch_size=args.batch_size, init=args.init, activation=args.activation or ("relu" if args.mlp else None), first_seed=args.first_seed,
                         dataset=own.name if own else args.dataset, arch=_zoo_arch(args, own.input_shape if own else dataset_input_shape(name)))
     zoo = train_zoo(config, args.out, data_root=args.data_root, device=args.device, chunk_size=args.chunk_size,
                     progress=not args.quiet, until=args.until, ray=args.ray, shards=args.shards, dataset=own)
@@ -184,8 +184,8 @@ def _add_demo(commands):
     demo.add_argument("--zoo-models", type=int, help="zoo size (default: the digits preset's 100; the paper's is 1000)")
     demo.add_argument("--ae-epochs", type=int, help="autoencoder epochs (default: the cpu preset's)")
     demo.add_argument("--gan-epochs", type=int, help="epochs of the latent GANs of S_GAN and S_GAN30 (default: 100; a paper-size code makes them the slowest sampler)")
-    demo.add_argument("--latent", choices=["cls", "tokens", "tokens_scaled"], help="the autoencoders' code (default: the cpu preset's)")
-    demo.add_argument("--d-z", type=int, help="size of z, or of each (widest) token's latent (default: the cpu preset's)")
+    demo.add_argument("--latent", choices=["cls", "tokens", "tokens_scaled"], help="the autoencoders' code (default: tokens, DEMO_CODE; cls is the cpu preset's 64-number z)")
+    demo.add_argument("--d-z", type=int, help="size of z, or of each (widest) token's latent (default: 16 per token with no --latent, else the cpu preset's)")
     demo.add_argument("--samplers", help="evaluations 4-6 sample with these, comma-separated, the first tested against the baselines "
                                          "(default: S_KDE30_joint,S_KDE30)")
     demo.add_argument("--device"); demo.add_argument("--quiet", action="store_true")
@@ -194,16 +194,17 @@ def _add_demo(commands):
 # %% ../nbs/90_cli.ipynb #05db808e
 def _cmd_demo(args):
     "Run the whole method on digits."
-    from hyperrep_nb.demo import run_demo
+    from hyperrep_nb.demo import run_demo, DEMO_CODE
     from hyperrep_nb.sampling import SAMPLERS
     from hyperrep_nb.experiments import EVALUATION_SAMPLERS
-    code = {k: v for k, v in {"latent": args.latent, "d_z": args.d_z}.items() if v is not None}
+    given = {k: v for k, v in {"latent": args.latent, "d_z": args.d_z}.items() if v is not None}
+    code = given if "latent" in given else {**DEMO_CODE, **given}   # --d-z alone keeps the per-token latent
     samplers = tuple(args.samplers.split(",")) if args.samplers else EVALUATION_SAMPLERS
     unknown = [s for s in samplers if s not in SAMPLERS]
     if unknown: raise HyperrepError(f"unknown samplers {unknown} in --samplers: expected some of {', '.join(SAMPLERS)}")
     if args.gan_epochs is not None and args.gan_epochs < 1: raise HyperrepError(f"--gan-epochs {args.gan_epochs}: expected a positive number of epochs")
     run_demo(args.out, args.n, args.finetune_epochs, args.device, zoo_models=args.zoo_models, ae_epochs=args.ae_epochs,
-             gan_epochs=args.gan_epochs, full=args.full, progress=not args.quiet, code=code or None, samplers=samplers)
+             gan_epochs=args.gan_epochs, full=args.full, progress=not args.quiet, code=code, samplers=samplers)
 
 # %% ../nbs/90_cli.ipynb #509819ca
 def _add_sample(commands):

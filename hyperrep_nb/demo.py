@@ -26,8 +26,8 @@ from .evaluate import (finetune_like_zoo, random_init_baseline, ensemble_accurac
                                   chance_ceiling, diversity_report, reference_distances, NOISE_SCALES)
 
 # %% auto #0
-__all__ = ['FULL_EVALUATIONS', 'PAPER_TABLES', 'PAPER_DIFFERENCES', 'generated_populations', 'train_autoencoders', 'run_demo',
-           'results_table', 'split_table', 'paper_tables', 'report_html']
+__all__ = ['DEMO_CODE', 'FULL_EVALUATIONS', 'PAPER_TABLES', 'PAPER_DIFFERENCES', 'generated_populations', 'train_autoencoders',
+           'run_demo', 'results_table', 'split_table', 'paper_tables', 'report_html']
 
 # %% ../nbs/10_demo.ipynb #c3efa6f7
 def _population_stats(accuracies: pd.DataFrame) -> dict:
@@ -103,6 +103,9 @@ def train_autoencoders(zoo: Zoo,                       # the zoo
         return {name: HyperRepresentation(out / name, device) for name in configs}
     return {name: train_hyperrep(zoo, out / name, config, window, device, progress=progress) for name, config in configs.items()}
 
+# %% ../nbs/10_demo.ipynb #875a2a8f
+DEMO_CODE = {"latent": "tokens", "d_z": 16}   # the demo's code: 16 numbers per token (768 per paper CNN), which represents unseen models
+
 # %% ../nbs/10_demo.ipynb #91a1ed15
 def run_demo(out: str | Path = "demo_out",   # output folder (resumed when rerun)
              n: int = 50,                    # models per generated population (the paper compares >= 50)
@@ -114,16 +117,16 @@ def run_demo(out: str | Path = "demo_out",   # output folder (resumed when rerun
              gan_epochs: int | None = None,  # override the latent GAN's epochs (None: its default)
              full: bool = False,             # also `FULL_EVALUATIONS`: transfer (two targets), an unseen zoo, unseen architectures, Figure 6
              progress: bool = True,          # progress bars and stage lines
-             code: dict | None = None,       # the autoencoders' code, e.g. `{"latent": "tokens_scaled", "d_z": 64}` (None: the cpu preset's)
+             code: dict | None = None,       # the autoencoders' code, e.g. `{"latent": "cls"}` for the cpu preset's 64-number z (None: `DEMO_CODE`)
              samplers: tuple = EVALUATION_SAMPLERS  # evaluations 4-6 sample with these (the first is tested against the baselines)
              ) -> dict:
     "Run the whole method on digits; write results.json and report.html; return the results. A rerun reuses every finished stage."
-    out, device = Path(out), default_device(device)
+    out, device, code = Path(out), default_device(device), DEMO_CODE if code is None else code
     started = time.perf_counter()
     zoo = train_zoo(zoo_config("digits", models=zoo_models, epochs=zoo_epochs), out / "zoo", device=device, progress=progress)
     zoo_s = round(time.perf_counter() - started, 1)
     last = zoo.config["epochs"]
-    window, overrides = (max(1, last - 4), last), {**({"epochs": ae_epochs} if ae_epochs else {}), **(code or {})}
+    window, overrides = (max(1, last - 4), last), {**({"epochs": ae_epochs} if ae_epochs else {}), **code}
     ae_started = time.perf_counter()
     configs = {"hyperrep": ae_config("cpu", **overrides), "baseline": ae_config("cpu", lwln=False, **overrides)}
     bundles = train_autoencoders(zoo, out, configs, window, device, progress)

