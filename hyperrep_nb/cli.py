@@ -90,7 +90,7 @@ def _cmd_zoo(args):
     own = read_dataset(args.dataset, "cpu") if args.dataset and Path(args.dataset).is_dir() else None   # your data, from save_dataset
     name = args.dataset or ZOO_PRESETS.get(args.preset, {}).get("dataset", "digits")
     config = zoo_config(args.preset, models=args.models, epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
-                        batch_size=args.batch_size, init=args.init, activation=args.activation or ("relu" if args.mlp else None), first_seed=args.first_seed,
+                        batch_size=args.batch_size, init=args.init, activation=args.activation, first_seed=args.first_seed,
                         dataset=own.name if own else args.dataset, arch=_zoo_arch(args, own.input_shape if own else dataset_input_shape(name)))
     zoo = train_zoo(config, args.out, data_root=args.data_root, device=args.device, chunk_size=args.chunk_size,
                     progress=not args.quiet, until=args.until, ray=args.ray, shards=args.shards, dataset=own)

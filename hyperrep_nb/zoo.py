@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from fastcore.basics import patch
 from .core import HyperrepError, default_device, meta_dataset_name, write_json, read_json, save_tensors, load_tensors, timed, count_flops, matmul_flops_per_s, available_memory, check_memory, format_bytes, MEMORY_HEADROOM
-from .arch import Architecture, Population, paper_cnn, mlp, SCORING_BUDGET, population_forward, score_population, ACTIVATIONS, INIT_SCHEMES
+from .arch import Act, Architecture, Population, paper_cnn, mlp, SCORING_BUDGET, population_forward, score_population, ACTIVATIONS, INIT_SCHEMES
 from .data import Dataset, TABULAR, load_dataset, split_shift, save_dataset, read_dataset, dataset_for
 
 # %% auto #0
@@ -560,6 +560,8 @@ def bench_zoo_ray(models: int = 64,               # population size
 def describe_zoo(zoo: Zoo) -> str:
     "A readable summary: architecture, models, epochs, splits and accuracy per epoch."
     config = zoo.config
+    if config.get("arch"):   # `activation` is the paper CNN's setting: a zoo of another architecture shows its own
+        config = {**config, "activation": ",".join(sorted({l.name for l in zoo.arch.layers if isinstance(l, Act)})) or "none"}
     lines = [f"zoo: {zoo.path}", f"architecture: {zoo.arch.name} ({zoo.arch.n_params} parameters; per layer "
              + ", ".join(str(l.size) for l in zoo.arch.layout) + ")",
              f"models: {len(zoo)}  epochs: {zoo.epochs[0]}..{zoo.epochs[-1]}  dataset: {meta_dataset_name(zoo.meta)}"]
