@@ -191,14 +191,20 @@ def _add_demo(commands):
     demo.add_argument("--device"); demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(run=_cmd_demo)
 
+# %% ../nbs/90_cli.ipynb #5541143e
+def _demo_code(args) -> dict:
+    "The autoencoders' code of `hyperrep demo`: `DEMO_CODE` unless `--latent` names another (then the preset's `d_z` unless `--d-z`)."
+    from hyperrep_nb.demo import DEMO_CODE
+    given = {k: v for k, v in {"latent": args.latent, "d_z": args.d_z}.items() if v is not None}
+    return given if "latent" in given else {**DEMO_CODE, **given}   # --d-z alone keeps the per-token latent
+
 # %% ../nbs/90_cli.ipynb #05db808e
 def _cmd_demo(args):
     "Run the whole method on digits."
-    from hyperrep_nb.demo import run_demo, DEMO_CODE
+    from hyperrep_nb.demo import run_demo
     from hyperrep_nb.sampling import SAMPLERS
     from hyperrep_nb.experiments import EVALUATION_SAMPLERS
-    given = {k: v for k, v in {"latent": args.latent, "d_z": args.d_z}.items() if v is not None}
-    code = given if "latent" in given else {**DEMO_CODE, **given}   # --d-z alone keeps the per-token latent
+    code = _demo_code(args)
     samplers = tuple(args.samplers.split(",")) if args.samplers else EVALUATION_SAMPLERS
     unknown = [s for s in samplers if s not in SAMPLERS]
     if unknown: raise HyperrepError(f"unknown samplers {unknown} in --samplers: expected some of {', '.join(SAMPLERS)}")
