@@ -182,7 +182,7 @@ def _add_demo(commands):
     demo.add_argument("--finetune-epochs", type=int, default=2)
     demo.add_argument("--full", action="store_true", help="also transfer to inverted and to noisy digits, an unseen zoo, unseen architectures (evaluations 4-6) and Figure 6")
     demo.add_argument("--zoo-models", type=int, help="zoo size (default: the digits preset's 100; the paper's is 1000)")
-    demo.add_argument("--ae-epochs", type=int, help="autoencoder epochs (default: the cpu preset's)")
+    demo.add_argument("--ae-epochs", type=int, help="autoencoder epochs (default: 80, DEMO_AE_EPOCHS; the cpu preset trains 120)")
     demo.add_argument("--gan-epochs", type=int, help="epochs of the latent GANs of S_GAN and S_GAN30 (default: 100; a paper-size code makes them the slowest sampler)")
     demo.add_argument("--latent", choices=["cls", "tokens", "tokens_scaled"], help="the autoencoders' code (default: tokens, DEMO_CODE; cls is the cpu preset's 64-number z)")
     demo.add_argument("--d-z", type=int, help="size of z, or of each (widest) token's latent (default: 16 per token with no --latent, else the cpu preset's)")

@@ -26,8 +26,8 @@ from .evaluate import (finetune_like_zoo, random_init_baseline, ensemble_accurac
                                   chance_ceiling, diversity_report, reference_distances, NOISE_SCALES)
 
 # %% auto #0
-__all__ = ['DEMO_CODE', 'FULL_EVALUATIONS', 'PAPER_TABLES', 'PAPER_DIFFERENCES', 'generated_populations', 'train_autoencoders',
-           'run_demo', 'results_table', 'split_table', 'paper_tables', 'report_html']
+__all__ = ['DEMO_CODE', 'DEMO_AE_EPOCHS', 'FULL_EVALUATIONS', 'PAPER_TABLES', 'PAPER_DIFFERENCES', 'generated_populations',
+           'train_autoencoders', 'run_demo', 'results_table', 'split_table', 'paper_tables', 'report_html']
 
 # %% ../nbs/10_demo.ipynb #c3efa6f7
 def _population_stats(accuracies: pd.DataFrame) -> dict:
@@ -105,6 +105,7 @@ def train_autoencoders(zoo: Zoo,                       # the zoo
 
 # %% ../nbs/10_demo.ipynb #875a2a8f
 DEMO_CODE = {"latent": "tokens", "d_z": 16}   # the demo's code: 16 numbers per token (768 per paper CNN), which represents unseen models
+DEMO_AE_EPOCHS = 80                           # the demo's autoencoder epochs (the cpu preset's 120 keep no more of unseen models)
 
 # %% ../nbs/10_demo.ipynb #91a1ed15
 def run_demo(out: str | Path = "demo_out",   # output folder (resumed when rerun)
@@ -113,7 +114,7 @@ def run_demo(out: str | Path = "demo_out",   # output folder (resumed when rerun
              device=None,                    # None: cuda when available
              zoo_models: int | None = None,  # override the zoo size (None: the digits preset)
              zoo_epochs: int | None = None,  # override the zoo's epochs (None: the preset's; the autoencoders learn from its last 5)
-             ae_epochs: int | None = None,   # override the autoencoder epochs (None: the cpu preset)
+             ae_epochs: int | None = None,   # autoencoder epochs (None: `DEMO_AE_EPOCHS`)
              gan_epochs: int | None = None,  # override the latent GAN's epochs (None: its default)
              full: bool = False,             # also `FULL_EVALUATIONS`: transfer (two targets), an unseen zoo, unseen architectures, Figure 6
              progress: bool = True,          # progress bars and stage lines
@@ -121,12 +122,12 @@ def run_demo(out: str | Path = "demo_out",   # output folder (resumed when rerun
              samplers: tuple = EVALUATION_SAMPLERS  # evaluations 4-6 sample with these (the first is tested against the baselines)
              ) -> dict:
     "Run the whole method on digits; write results.json and report.html; return the results. A rerun reuses every finished stage."
-    out, device, code = Path(out), default_device(device), DEMO_CODE if code is None else code
+    out, device, code, ae_epochs = Path(out), default_device(device), DEMO_CODE if code is None else code, ae_epochs or DEMO_AE_EPOCHS
     started = time.perf_counter()
     zoo = train_zoo(zoo_config("digits", models=zoo_models, epochs=zoo_epochs), out / "zoo", device=device, progress=progress)
     zoo_s = round(time.perf_counter() - started, 1)
     last = zoo.config["epochs"]
-    window, overrides = (max(1, last - 4), last), {**({"epochs": ae_epochs} if ae_epochs else {}), **code}
+    window, overrides = (max(1, last - 4), last), {"epochs": ae_epochs, **code}
     ae_started = time.perf_counter()
     configs = {"hyperrep": ae_config("cpu", **overrides), "baseline": ae_config("cpu", lwln=False, **overrides)}
     bundles = train_autoencoders(zoo, out, configs, window, device, progress)

@@ -12,9 +12,9 @@ from fastcore.basics import patch
 from .core import HyperrepError
 
 # %% auto #0
-__all__ = ['AE_PRESETS', 'DECODE_BATCH', 'AEConfig', 'ae_config', 'check_widths', 'layer_mask', 'layer_scale', 'SelfAttention',
-           'TransformerLayer', 'transformer', 'latent_widths', 'HyperAutoencoder', 'ProjectionHead', 'nt_xent',
-           'reconstruction_loss', 'hyper_loss', 'count_parameters']
+__all__ = ['AE_PRESETS', 'DECODE_BATCH', 'AEConfig', 'ae_config', 'check_widths', 'layer_mask', 'layer_scale', 'dropout',
+           'Dropout', 'SelfAttention', 'TransformerLayer', 'transformer', 'latent_widths', 'HyperAutoencoder',
+           'ProjectionHead', 'nt_xent', 'reconstruction_loss', 'hyper_loss', 'count_parameters']
 
 # %% ../nbs/06_model.ipynb #5e4b3c8b
 _CHOICES = {"permutation": ("random", "bank", "none"), "target": ("view", "original"), "behaviour_loss": ("kl", "l2"),
@@ -159,9 +159,32 @@ def layer_scale(widths,                 # [(n_tokens_l, width_l), ...]
         raise HyperrepError(f"expected {len(widths)} positive sigmas (one per layer), got {sigmas.tolist()}")
     return torch.cat([torch.full((n, w_max), 1 / float(s) ** 2) for (n, _), s in zip(widths, sigmas)])
 
+# %% ../nbs/06_model.ipynb #e58d3428
+def dropout(x: torch.Tensor,          # any tensor
+            p: float,                 # probability of zeroing each number, in [0, 1)
+            training: bool = True     # False: `x` unchanged
+            ) -> torch.Tensor:        # `x` with numbers zeroed, the rest scaled by 1 / (1 - p)
+    "`F.dropout` with a CPU mask of 16 random bits per number (PyTorch's CPU Bernoulli sampler is 2-3x slower)."
+    if not training or p == 0: return x
+    if x.device.type != "cpu": return F.dropout(x, p, True)
+    n = x.numel()
+    bits = torch.randint(-2**63, 2**63 - 1, (-(-n // 4),), dtype=torch.int64).view(torch.int16)[:n].view(x.shape)
+    keep = bits >= round(p * 65536) - 32768    # uniform int16: P(keep) = 1 - round(p * 65536) / 65536
+    return x * keep.to(x.dtype).mul_(1 / (1 - p))
+
+# %% ../nbs/06_model.ipynb #7d438e5c
+class Dropout(nn.Module):
+    "`nn.Dropout` through `dropout`: the same module, a faster mask on CPU."
+    def __init__(self, p: float = 0.1):  # probability of zeroing each number
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor: return dropout(x, self.p, self.training)
+    def extra_repr(self) -> str: return f"p={self.p}"
+
 # %% ../nbs/06_model.ipynb #0ab140e8
 class SelfAttention(nn.Module):
-    "Multi-head self-attention via PyTorch's fused `scaled_dot_product_attention`."
+    "Multi-head self-attention via PyTorch's fused `scaled_dot_product_attention` (on CPU in training: the same sum, with `dropout`)."
     def __init__(self, d_token: int,       # token width
                  heads: int,               # attention heads; must divide `d_token`
                  dropout: float = 0.0):    # dropout on the attention weights (training only)
@@ -176,7 +199,10 @@ class SelfAttention(nn.Module):
         "Attend over the sequence."
         B, S, d = x.shape
         q, k, v = self.qkv(x).view(B, S, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        if self.training and self.dropout and x.device.type == "cpu":   # PyTorch's CPU kernels also write it out when dropping
+            weights = torch.softmax(q @ k.transpose(-1, -2) * (d // self.heads) ** -0.5, dim=-1)
+            y = dropout(weights, self.dropout) @ v
+        else: y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
         return self.out(y.transpose(1, 2).reshape(B, S, d))
 
 # %% ../nbs/06_model.ipynb #f3ed5837
@@ -189,9 +215,9 @@ class TransformerLayer(nn.Module):
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(d_token), nn.LayerNorm(d_token)
         self.attention = SelfAttention(d_token, heads, dropout)
-        self.feed_forward = nn.Sequential(nn.Linear(d_token, d_hidden), nn.GELU(), nn.Dropout(dropout),
+        self.feed_forward = nn.Sequential(nn.Linear(d_token, d_hidden), nn.GELU(), Dropout(dropout),
                                           nn.Linear(d_hidden, d_token))
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, x: torch.Tensor  # [B, S, d_token]
                 ) -> torch.Tensor:     # [B, S, d_token]
@@ -241,7 +267,7 @@ class HyperAutoencoder(nn.Module):
         self.decoder_positions = nn.Parameter(0.02 * torch.randn(self.n_tokens, d))
         self.decoder = transformer(config)
         self.debedders = nn.ModuleList([nn.Linear(d, w) for _, w in self.widths])
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = Dropout(config.dropout)
 
     def _check(self, tokens: torch.Tensor):
         expected = (self.n_tokens, self.w_max)
