@@ -165,6 +165,7 @@ def dropout(x: torch.Tensor,          # any tensor
             training: bool = True     # False: `x` unchanged
             ) -> torch.Tensor:        # `x` with numbers zeroed, the rest scaled by 1 / (1 - p)
     "`F.dropout` with a CPU mask of 16 random bits per number (PyTorch's CPU Bernoulli sampler is 2-3x slower)."
+    if not 0 <= p < 1: raise HyperrepError(f"dropout p={p}: expected a probability in [0, 1)")
     if not training or p == 0: return x
     if x.device.type != "cpu": return F.dropout(x, p, True)
     n = x.numel()
