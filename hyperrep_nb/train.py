@@ -631,7 +631,7 @@ def split_lines(metrics: dict  # a bundle's metrics.json
     def identified(q, kind):
         i = q["identification"]
         return f"{100 * i[kind]:.1f}% (chance {100 * i['chance']:.1f}%)" if i else "-"
-    lines = [f"  {'seen and unseen models':<34}" + "".join(f"{name + ' (' + str(q['models']) + ' models)':>22}" for name, q in splits.items()),
+    lines = [f"  {'seen and unseen models':<34}" + "".join(f"{name + ' (' + str(q['models']) + (' model)' if q['models'] == 1 else ' models)'):>22}" for name, q in splits.items()),
              row("weight R2", lambda q: f"{q['r2']:.3f}"),
              row("reconstructed / original accuracy", lambda q: f"{q['reconstructed_accuracy_mean']:.3f} / {q['original_accuracy_mean']:.3f}"),
              row("identified in weights", lambda q: identified(q, "weights")),
