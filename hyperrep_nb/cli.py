@@ -110,10 +110,12 @@ def _add_train(commands):
     train.add_argument("--target", choices=["view", "original"], help="what the decoder reconstructs (preset default)")
     train.add_argument("--frame", choices=["stored", "canonical"], help="train on models as stored or in the zoo's canonical frame")
     train.add_argument("--behaviour", type=float, help="weight of the behavioural loss (0: off)")
+    train.add_argument("--interpolation", type=float, help="weight of the loss on models decoded between two codes (0: off)")
     train.add_argument("--behaviour-inputs", choices=["data", "random"], help="query inputs of the behavioural loss")
     train.add_argument("--checkpoint", choices=["val", "last"], help="keep the lowest-validation-loss or the last epoch")
     train.add_argument("--latent", choices=["cls", "tokens", "tokens_scaled"], help="the code: one z (cls) or a latent per token (preset default)")
     train.add_argument("--d-z", type=int, help="size of z, or of each (widest) token's latent (preset default)")
+    train.add_argument("--linear-path", action="store_true", help="per-token codes: a linear path beside the transformer, started at the train split's PCA")
     train.add_argument("--window", type=int, nargs=2, default=[21, 25], metavar=("FIRST", "LAST"), help="zoo epochs to learn from")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--data-root", help="dataset files of the zoo (not needed for digits)")
@@ -128,8 +130,9 @@ def _cmd_train(args):
     from hyperrep_nb.train import train_hyperrep, describe_bundle
     canonical = {"canonical": True, "stored": False}.get(args.frame)
     settings = {"epochs": args.epochs, "lwln": False if args.no_lwln else None, "batch_size": args.batch_size, "lr": args.lr, "dropout": args.dropout,
-                "permutation": args.permutation, "target": args.target, "canonical": canonical, "behaviour": args.behaviour,
-                "behaviour_inputs": args.behaviour_inputs, "checkpoint": args.checkpoint, "latent": args.latent, "d_z": args.d_z}
+                "permutation": args.permutation, "target": args.target, "canonical": canonical, "behaviour": args.behaviour, "interpolation": args.interpolation,
+                "behaviour_inputs": args.behaviour_inputs, "checkpoint": args.checkpoint, "latent": args.latent, "d_z": args.d_z,
+                "linear_path": args.linear_path or None}
     config = ae_config(args.preset, **{k: v for k, v in settings.items() if v is not None})
     bundle = train_hyperrep(args.zoo, args.out, config, tuple(args.window), args.device, args.seed,
                             data_root=args.data_root, progress=not args.quiet, until=args.until)
@@ -186,6 +189,7 @@ def _add_demo(commands):
     demo.add_argument("--gan-epochs", type=int, help="epochs of the latent GANs of S_GAN and S_GAN30 (default: 100; a paper-size code makes them the slowest sampler)")
     demo.add_argument("--latent", choices=["cls", "tokens", "tokens_scaled"], help="the autoencoders' code (default: tokens, DEMO_CODE; cls is the cpu preset's 64-number z)")
     demo.add_argument("--d-z", type=int, help="size of z, or of each (widest) token's latent (default: 16 per token with no --latent, else the cpu preset's)")
+    demo.add_argument("--linear-path", action="store_true", help="per-token codes: a linear path beside the transformer, started at the train split's PCA")
     demo.add_argument("--samplers", help="evaluations 4-6 sample with these, comma-separated, the first tested against the baselines "
                                          "(default: S_KDE30_joint,S_KDE30)")
     demo.add_argument("--device"); demo.add_argument("--quiet", action="store_true")
@@ -195,7 +199,7 @@ def _add_demo(commands):
 def _demo_code(args) -> dict:
     "The autoencoders' code of `hyperrep demo`: `DEMO_CODE` unless `--latent` names another (then the preset's `d_z` unless `--d-z`)."
     from hyperrep_nb.demo import DEMO_CODE
-    given = {k: v for k, v in {"latent": args.latent, "d_z": args.d_z}.items() if v is not None}
+    given = {k: v for k, v in {"latent": args.latent, "d_z": args.d_z, "linear_path": args.linear_path or None}.items() if v is not None}
     return given if "latent" in given else {**DEMO_CODE, **given}   # --d-z alone keeps the per-token latent
 
 # %% ../nbs/90_cli.ipynb #05db808e

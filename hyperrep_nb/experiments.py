@@ -339,9 +339,10 @@ def training_ablation(zoo: Zoo,                  # the zoo (its last epoch and t
 SCALING_CODES = {      # the code a model is compressed to (AEConfig fields)
     "cls 64": {"latent": "cls", "d_z": 64}, "cls 768": {"latent": "cls", "d_z": 768},
     "tokens 16": {"latent": "tokens", "d_z": 16}, "tokens_scaled 64": {"latent": "tokens_scaled", "d_z": 64},
-    "tokens 32": {"latent": "tokens", "d_z": 32}}
+    "tokens 32": {"latent": "tokens", "d_z": 32},
+    "tokens 16 linear": {"latent": "tokens", "d_z": 16, "linear_path": True}, "tokens 32 linear": {"latent": "tokens", "d_z": 32, "linear_path": True}}
 SCALING_RECIPES = {    # what the autoencoder learns to reconstruct, and how (AEConfig fields)
-    "cpu": {}, "cpu, plain MSE": {"lwln": False},
+    "cpu": {}, "cpu, plain MSE": {"lwln": False}, "cpu + interpolation": {"interpolation": 0.1},
     "paper: permuted targets": ABLATION_SETTINGS["paper: random permutations, reconstruct views"]}
 
 # %% ../nbs/11_experiments.ipynb #30e198fb

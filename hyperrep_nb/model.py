@@ -4,6 +4,7 @@
 
 # %% ../nbs/06_model.ipynb #d7359f9c
 from __future__ import annotations
+import math
 from dataclasses import dataclass, asdict, fields, MISSING
 import torch
 import torch.nn as nn
@@ -35,16 +36,19 @@ def _check_ae_config(config) -> None:
     for name in ("lr", "temperature"):
         if not getattr(config, name) > 0: raise HyperrepError(f"AEConfig.{name} must be positive, got {getattr(config, name)}")
     if not config.weight_decay >= 0: raise HyperrepError(f"AEConfig.weight_decay must be >= 0, got {config.weight_decay}")
-    for name in ("lwln", "canonical"):
+    for name in ("lwln", "canonical", "linear_path"):
         if not isinstance(getattr(config, name), bool): raise HyperrepError(f"AEConfig.{name} must be True or False, got {getattr(config, name)!r}")
     for name, allowed in _CHOICES.items():
         if getattr(config, name) not in allowed:
             raise HyperrepError(f"AEConfig.{name}={getattr(config, name)!r}: expected one of {', '.join(map(repr, allowed))}")
+    if config.linear_path and config.latent == "cls":
+        raise HyperrepError("AEConfig.linear_path needs a per-token code (latent='tokens' or 'tokens_scaled'), got latent='cls'")
     for name in ("bank_size", "behaviour_queries"):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise HyperrepError(f"AEConfig.{name} must be a positive integer, got {value!r}")
-    if not config.behaviour >= 0: raise HyperrepError(f"AEConfig.behaviour must be >= 0, got {config.behaviour}")
+    for name in ("behaviour", "interpolation"):
+        if not getattr(config, name) >= 0: raise HyperrepError(f"AEConfig.{name} must be >= 0, got {getattr(config, name)}")
     if not config.behaviour_temperature > 0:
         raise HyperrepError(f"AEConfig.behaviour_temperature must be positive, got {config.behaviour_temperature}")
 
@@ -81,6 +85,10 @@ class AEConfig:
     latent: str = "cls"           # "cls": one code of d_z numbers from a compression token (the paper); "tokens": every token
                                   # keeps a latent of d_z numbers and the model's code is their sequence (SANE, Schürholt et al. 2024);
                                   # "tokens_scaled": as "tokens", a token keeping d_z x its width / the widest token's (at least 1)
+    interpolation: float = 0.0    # weight of a behavioural loss on models decoded from random points between two training models'
+                                  # codes: they should behave like the same mixture of the two models' outputs (0: off)
+    linear_path: bool = False     # per-token codes: a linear encoder and decoder per layer beside the transformer, started at the
+                                  # train split's PCA (`HyperAutoencoder.init_linear_path`), so training starts from the linear code
 
     def __post_init__(self): _check_ae_config(self)
 
@@ -269,6 +277,10 @@ class HyperAutoencoder(nn.Module):
         self.decoder = transformer(config)
         self.debedders = nn.ModuleList([nn.Linear(d, w) for _, w in self.widths])
         self.drop = Dropout(config.dropout)
+        self.linear_encode = self.linear_decode = None                  # the linear path (`config.linear_path`)
+        if config.linear_path:
+            self.linear_encode = nn.ModuleList([nn.Linear(w, k) for (_, w), k in zip(self.widths, self.latents)])
+            self.linear_decode = nn.ModuleList([nn.Linear(k, w) for (_, w), k in zip(self.widths, self.latents)])
 
     def _check(self, tokens: torch.Tensor):
         expected = (self.n_tokens, self.w_max)
@@ -288,8 +300,10 @@ def encode(self: HyperAutoencoder, tokens: torch.Tensor  # [B, T, W_max] padded 
     x = torch.cat([embed(part[..., :w]) for embed, part, (_, w) in zip(self.embedders, self._split(tokens), self.widths)], 1)
     x = x + self.encoder_positions.to(x.dtype)
     if self.latents is not None:
-        x = self.encoder(self.drop(x))
-        return torch.tanh(torch.cat([compress(part).flatten(1) for compress, part in zip(self.compress, self._split(x))], 1))
+        parts = [compress(part) for compress, part in zip(self.compress, self._split(self.encoder(self.drop(x))))]
+        if self.linear_encode is not None:
+            parts = [p + f(t[..., :w]) for p, f, t, (_, w) in zip(parts, self.linear_encode, self._split(tokens), self.widths)]
+        return torch.tanh(torch.cat([p.flatten(1) for p in parts], 1))
     x = torch.cat([self.compression_token.to(x.dtype).expand(len(x), -1, -1), x], 1)
     x = self.encoder(self.drop(x))
     return torch.tanh(self.compress(x[:, 0]))
@@ -303,10 +317,12 @@ def decode(self: HyperAutoencoder, z: torch.Tensor  # [B, code_size]
         raise HyperrepError(f"expected z [B, {self.code_size}], got {list(z.shape)}")
     if self.latents is None: x = self.decompress(z).view(len(z), self.n_tokens, self.config.d_token)
     else:
-        parts = z.split([n * k for (n, _), k in zip(self.widths, self.latents)], 1)
-        x = torch.cat([f(p.view(len(z), n, -1)) for f, p, (n, _) in zip(self.decompress, parts, self.widths)], 1)
+        codes = [p.view(len(z), n, -1) for p, (n, _) in zip(z.split([n * k for (n, _), k in zip(self.widths, self.latents)], 1), self.widths)]
+        x = torch.cat([f(code) for f, code in zip(self.decompress, codes)], 1)
     x = self.decoder(self.drop(x + self.decoder_positions.to(x.dtype)))
-    return torch.cat([F.pad(debed(part), (0, self.w_max - w)) for debed, part, (_, w) in zip(self.debedders, self._split(x), self.widths)], 1)
+    parts = [debed(part) for debed, part in zip(self.debedders, self._split(x))]
+    if self.linear_decode is not None: parts = [p + f(code) for p, f, code in zip(parts, self.linear_decode, codes)]
+    return torch.cat([F.pad(part, (0, self.w_max - w)) for part, (_, w) in zip(parts, self.widths)], 1)
 
 # %% ../nbs/06_model.ipynb #ab711d26
 DECODE_BATCH = 512   # embeddings per decoder pass when decoding many
@@ -318,6 +334,29 @@ def forward(self: HyperAutoencoder, tokens: torch.Tensor  # [B, T, W_max]
     "Encode and decode."
     z = self.encode(tokens)
     return z, self.decode(z)
+
+# %% ../nbs/06_model.ipynb #4b252479
+@patch
+@torch.no_grad()
+def init_linear_path(self: HyperAutoencoder, tokens: torch.Tensor,  # [N, T, W_max] token sequences of the training models
+                     spread: float = 3.0     # principal coefficients are divided by `spread` x their std (tanh stays near-linear)
+                     ) -> HyperAutoencoder:  # self, now encoding to and decoding from the linear code
+    "Start the linear path at each layer's PCA of `tokens` and zero the transformer's share of the code and of the output."
+    if self.linear_encode is None: raise HyperrepError("init_linear_path needs an autoencoder made with linear_path=True")
+    self._check(tokens)
+    for part, (_, w), k, encode, decode, compress, debed in zip(self._split(tokens), self.widths, self.latents, self.linear_encode,
+                                                               self.linear_decode, self.compress, self.debedders):
+        x = part[..., :w].reshape(-1, w).float()
+        mean = x.mean(0)
+        _, s, vh = torch.linalg.svd(x - mean, full_matrices=False)
+        kept = min(k, len(s))
+        basis, scale = vh[:kept], (spread * s[:kept] / math.sqrt(len(x))).clamp_min(1e-8)
+        for linear in (encode, decode, compress, debed): nn.init.zeros_(linear.weight); nn.init.zeros_(linear.bias)
+        encode.weight[:kept] = basis / scale[:, None]
+        encode.bias[:kept] = -(basis @ mean) / scale
+        decode.weight[:, :kept] = (basis * scale[:, None]).T
+        decode.bias.copy_(mean)
+    return self
 
 # %% ../nbs/06_model.ipynb #aa1bab74
 class ProjectionHead(nn.Module):
@@ -388,10 +427,12 @@ def hyper_loss(model: HyperAutoencoder,   # the autoencoder
                temperature: float = 0.1,  # NT-Xent temperature
                behaviour=None,            # callable(decoded, targets) -> scalar behavioural loss, both [2B, T, W_max] (None: off)
                behaviour_weight: float = 0.0, # weight of the behavioural loss, added to the paper's loss
+               interpolation=None,        # callable(decode, z, targets) -> scalar loss on models decoded between the first views' codes
+               interpolation_weight: float = 0.0,  # weight of that loss, added to the paper's loss
                gather=None,               # across ranks: callable [b, D] -> [B, D], every rank's projections (None: one process)
                share: float = 1.0         # across ranks: this rank's samples x world size / all samples (weights the per-sample terms)
                ) -> dict:                 # loss, reconstruction, contrastive (and behaviour): scalars
-    "The paper's training loss, beta * reconstruction + (1 - beta) * NT-Xent of the projected views, plus an optional behavioural term."
+    "The paper's training loss, beta * reconstruction + (1 - beta) * NT-Xent of the projected views, plus optional behavioural terms."
     if view_a.shape != view_b.shape or target_a.shape != view_a.shape or target_b.shape != view_a.shape:
         raise HyperrepError(f"views and targets must share one shape, got {list(view_a.shape)}, {list(view_b.shape)}, "
                             f"{list(target_a.shape)}, {list(target_b.shape)}")
@@ -406,6 +447,9 @@ def hyper_loss(model: HyperAutoencoder,   # the autoencoder
     if behaviour is not None and behaviour_weight > 0:
         losses["behaviour"] = behaviour(reconstruction, targets)
         losses["loss"] = losses["loss"] + behaviour_weight * share * losses["behaviour"]
+    if interpolation is not None and interpolation_weight > 0:
+        losses["interpolation"] = interpolation(model.decode, z[:B], targets[:B])
+        losses["loss"] = losses["loss"] + interpolation_weight * share * losses["interpolation"]
     return losses
 
 # %% ../nbs/06_model.ipynb #255d9a95

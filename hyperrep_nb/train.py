@@ -29,9 +29,10 @@ from .model import DECODE_BATCH, AEConfig, ae_config, HyperAutoencoder, Projecti
 
 # %% auto #0
 __all__ = ['BUNDLE_FORMAT', 'MAX_GRAD_NORM', 'zoo_samples', 'reconstruction_r2', 'encode_tokens', 'decode_tokens', 'embed_tokens',
-           'behaviour_loss', 'autoencoder_memory', 'Trainer', 'LossModule', 'gather_rows', 'training_views',
-           'linear_code_yardstick', 'property_probe', 'split_quality', 'interpolation_accuracy', 'write_bundle',
-           'distributed', 'train_hyperrep', 'HyperRepresentation', 'split_lines', 'describe_bundle', 'bench_ae']
+           'token_logits', 'behaviour_loss', 'interpolation_loss', 'autoencoder_memory', 'Trainer', 'LossModule',
+           'gather_rows', 'training_views', 'linear_code_yardstick', 'property_probe', 'split_quality',
+           'interpolation_accuracy', 'write_bundle', 'distributed', 'train_hyperrep', 'HyperRepresentation',
+           'split_lines', 'describe_bundle', 'bench_ae']
 
 # %% ../nbs/07_train.ipynb #9d53b545
 def zoo_samples(zoo: Zoo,                    # the zoo to learn from
@@ -115,6 +116,17 @@ def embed_tokens(model: HyperAutoencoder,  # the autoencoder
     z = encode_tokens(model, tokens, batch)
     return z, decode_tokens(model, z, batch)
 
+# %% ../nbs/07_train.ipynb #5be60abf
+def token_logits(arch: Architecture,      # the architecture of the models
+                 layout: TokenLayout,     # its token layout
+                 tokens: torch.Tensor,    # `[B, T, W]` the models as tokens (gradients flow through these)
+                 queries: torch.Tensor,   # `[Q, *input_shape]` inputs shared by all models
+                 temperature: float = 1.0 # divides the logits
+                 ) -> torch.Tensor:       # `[B, Q, classes]` float32
+    "Every tokenized model's logits on the query inputs, batched over models: what the behavioural terms compare."
+    params = Population.from_vector(arch, tokens_to_vectors(layout, tokens.float())).params
+    return population_forward(arch, params, queries).float() / temperature
+
 # %% ../nbs/07_train.ipynb #70b70beb
 def behaviour_loss(arch: Architecture,      # the architecture of the decoded models
                    layout: TokenLayout,     # its token layout
@@ -125,14 +137,32 @@ def behaviour_loss(arch: Architecture,      # the architecture of the decoded mo
                    temperature: float = 1.0 # softmax temperature
                    ) -> torch.Tensor:       # scalar: mean over models and queries
     "How differently decoded models and their targets behave on query inputs, batched over models."
-    params = lambda tokens: Population.from_vector(arch, tokens_to_vectors(layout, tokens.float())).params
-    logits = population_forward(arch, params(decoded), queries).float() / temperature
-    with torch.no_grad(): reference = population_forward(arch, params(targets), queries).float() / temperature
+    logits = token_logits(arch, layout, decoded, queries, temperature)
+    with torch.no_grad(): reference = token_logits(arch, layout, targets, queries, temperature)
     if kind == "kl":
         divergence = F.kl_div(logits.log_softmax(-1), reference.log_softmax(-1), log_target=True, reduction="none")
         return divergence.sum(-1).mean() * temperature ** 2
     if kind == "l2": return (logits.softmax(-1) - reference.softmax(-1)).square().sum(-1).mean()
     raise HyperrepError(f"behaviour loss {kind!r}: expected 'kl' or 'l2'")
+
+# %% ../nbs/07_train.ipynb #7ba9af9e
+def interpolation_loss(arch: Architecture,      # the architecture of the models
+                       layout: TokenLayout,     # its token layout
+                       decoded: torch.Tensor,   # `[B, T, W]` models decoded between two codes (gradients flow through these)
+                       first: torch.Tensor,     # `[B, T, W]` the models at alpha 0
+                       second: torch.Tensor,    # `[B, T, W]` the models at alpha 1
+                       alpha: torch.Tensor,     # `[B]` where along each line the decoded model sits
+                       queries: torch.Tensor,   # `[Q, *input_shape]` query inputs shared by all models
+                       temperature: float = 1.0 # softmax temperature
+                       ) -> torch.Tensor:       # scalar: mean over models and queries
+    "KL divergence from the alpha-mixture of two models' output distributions to the model decoded between them."
+    with torch.no_grad():
+        weights = alpha.float().view(-1, 1, 1)
+        mixture = (1 - weights) * token_logits(arch, layout, first, queries, temperature).softmax(-1) \
+                  + weights * token_logits(arch, layout, second, queries, temperature).softmax(-1)
+    logits = token_logits(arch, layout, decoded, queries, temperature)
+    divergence = F.kl_div(logits.log_softmax(-1), mixture.clamp_min(1e-12).log(), log_target=True, reduction="none")
+    return divergence.sum(-1).mean() * temperature ** 2
 
 # %% ../nbs/07_train.ipynb #8a62b473
 def autoencoder_memory(arch: Architecture,   # the zoo's architecture
@@ -178,7 +208,7 @@ class Trainer:
         if self.reference is not None: self.tokens = tokenize(align_to(self.reference, detokenize(self.zoo.arch, self.tokens)))
         self.bank = permutation_bank(self.layout, config.bank_size, seed) if config.permutation == "bank" else None
         self.queries = None
-        if config.behaviour > 0 and config.behaviour_inputs == "data":
+        if (config.behaviour > 0 or config.interpolation > 0) and config.behaviour_inputs == "data":
             self.queries = self.zoo.dataset(data_root, self.device).x_train
         self.sigmas = detokenize(self.zoo.arch, self.tokens[self.rows["train"]]).layer_stds().cpu()
         self.mask = self.layout.on(self.device)["mask"]
@@ -186,6 +216,7 @@ class Trainer:
         self.mean_vector = tokens_to_vectors(self.layout, self.tokens[self.rows["train"]]).mean(0)
         torch.manual_seed(seed)
         self.model = HyperAutoencoder(self.layout.widths, config).to(self.device)
+        if config.linear_path: self.model.init_linear_path(self.tokens[self.rows["train"]])   # start at the train split's PCA
         self.head = ProjectionHead.from_config(config, self.model.code_size).to(self.device)
         self.parameters = [*self.model.parameters(), *self.head.parameters()]
         self.optimizer = torch.optim.AdamW(self.parameters, lr=config.lr, weight_decay=config.weight_decay)
@@ -242,12 +273,12 @@ def train_epoch(self: Trainer, epoch: int) -> dict:
     torch.manual_seed(self.seed * 100_003 + epoch)          # dropout: a resumed run repeats the same epochs
     generator = torch.Generator(self.device).manual_seed(self.seed * 100_003 + epoch)
     order = self.rows["train"][torch.randperm(len(self.rows["train"]), generator=generator, device=self.device)]
-    totals, batches = {"loss": 0.0, "reconstruction": 0.0, "contrastive": 0.0, "behaviour": 0.0}, 0
+    totals, batches = {"loss": 0.0, "reconstruction": 0.0, "contrastive": 0.0, "behaviour": 0.0, **({"interpolation": 0.0} if self.config.interpolation else {})}, 0
     for start in range(0, len(order), self.config.batch_size):
         tokens = self.tokens[order[start:start + self.config.batch_size]]
         if len(tokens) < max(2, self.world): continue
         views = self.views(tokens, generator)
-        with _autocast(self.device): losses, logged = self.batch_losses(views, self.behaviour(generator))
+        with _autocast(self.device): losses, logged = self.batch_losses(views, self.behaviour(generator), self.interpolation(generator))
         if not torch.isfinite(losses["loss"]):
             raise HyperrepError(f"training diverged: the loss became {float(losses['loss'].detach())} at epoch {epoch}; the last good "
                                 f"checkpoint (epoch {self.state['epoch']}) is kept in {self.out}; try a lower learning rate")
@@ -297,19 +328,20 @@ def gather_rows(x: torch.Tensor,   # `[sizes[rank], D]` this rank's rows
 
 # %% ../nbs/07_train.ipynb #ff3dfb66
 @patch
-def batch_losses(self: Trainer, views: tuple, behaviour) -> tuple[dict, dict]:
+def batch_losses(self: Trainer, views: tuple, behaviour, interpolation=None) -> tuple[dict, dict]:
     "The losses of one batch (this rank's slice across ranks) and this rank's part of them as floats for the log."
     config = self.config
-    settings = (self.mask, self.scale, config.beta, config.temperature, behaviour, config.behaviour)
+    settings = (self.mask, self.scale, config.beta, config.temperature, behaviour, config.behaviour, interpolation, config.interpolation)
     if self.world == 1:
         losses = hyper_loss(self.model, self.head, *views, *settings)
         return losses, {k: float(v.detach()) for k, v in losses.items()}
     sizes = [len(s) for s in torch.arange(len(views[0])).tensor_split(self.world)]
     start, n = sum(sizes[:self.rank]), sizes[self.rank]
     losses = self.ddp(*(v[start:start + n] for v in views), *settings, gather=partial(gather_rows, sizes=sizes), share=n * self.world / len(views[0]))
-    part = {"reconstruction": n / len(views[0]), "contrastive": 1 / self.world, "behaviour": n / len(views[0])}
+    part = {"reconstruction": n / len(views[0]), "contrastive": 1 / self.world, "behaviour": n / len(views[0]), "interpolation": n / len(views[0])}
     logged = {k: float(v.detach()) * part[k] for k, v in losses.items() if k != "loss"}
-    logged["loss"] = config.beta * logged["reconstruction"] + (1 - config.beta) * logged["contrastive"] + config.behaviour * logged.get("behaviour", 0.0)
+    logged["loss"] = (config.beta * logged["reconstruction"] + (1 - config.beta) * logged["contrastive"]
+                      + config.behaviour * logged.get("behaviour", 0.0) + config.interpolation * logged.get("interpolation", 0.0))
     return losses, logged
 
 # %% ../nbs/07_train.ipynb #0c32405a
@@ -332,18 +364,38 @@ def training_views(config: AEConfig,        # what to permute and what to recons
     targets = (a, b) if config.target == "view" else (tokens, tokens)
     return erase(a, generator), erase(b, generator), *targets
 
+# %% ../nbs/07_train.ipynb #cfeb10e7
+@patch
+def batch_queries(self: Trainer, generator: torch.Generator) -> torch.Tensor:
+    "Query inputs of one batch's behavioural terms: drawn from the zoo's training inputs, or standard normal (`behaviour_inputs`)."
+    config, arch = self.config, self.zoo.arch
+    if self.queries is None: return torch.randn(config.behaviour_queries, *arch.input_shape, generator=generator, device=self.device)
+    return self.queries[torch.randint(len(self.queries), (config.behaviour_queries,), generator=generator, device=self.device)]
+
 # %% ../nbs/07_train.ipynb #6be350dd
 @patch
 def behaviour(self: Trainer, generator: torch.Generator):
     "The behavioural loss of this batch's first views on freshly drawn query inputs (None when its weight is 0)."
     config, arch = self.config, self.zoo.arch
     if config.behaviour == 0: return None
-    if self.queries is None:
-        queries = torch.randn(config.behaviour_queries, *arch.input_shape, generator=generator, device=self.device)
-    else: queries = self.queries[torch.randint(len(self.queries), (config.behaviour_queries,), generator=generator, device=self.device)]
+    queries = self.batch_queries(generator)
     first = lambda tokens: tokens[:len(tokens) // 2]   # hyper_loss decodes both views; the first view's half the cost
     return lambda decoded, targets: behaviour_loss(arch, self.layout, first(decoded), first(targets), queries, config.behaviour_loss,
                                                    config.behaviour_temperature)
+
+# %% ../nbs/07_train.ipynb #b1e80660
+@patch
+def interpolation(self: Trainer, generator: torch.Generator):
+    "The interpolation loss on random points between pairs of this batch's first views' codes (None when its weight is 0)."
+    config, arch = self.config, self.zoo.arch
+    if config.interpolation == 0: return None
+    queries = self.batch_queries(generator)
+    def term(decode, z, targets):
+        alpha = torch.rand(len(z), generator=generator, device=z.device)
+        partner = torch.roll(torch.arange(len(z), device=z.device), 1)            # each model with the next in the batch
+        decoded = decode((1 - alpha[:, None]) * z + alpha[:, None] * z[partner])
+        return interpolation_loss(arch, self.layout, decoded, targets, targets[partner], alpha, queries, config.behaviour_temperature)
+    return term
 
 # %% ../nbs/07_train.ipynb #61229fa2
 @patch
@@ -665,7 +717,8 @@ def describe_bundle(bundle: HyperRepresentation) -> str:
     if "frame" in m:   # bundles written before the training settings of issue 10 lack these
         lines.insert(4, f"training: permutation {c.permutation}, target {c.target}, frame {m['frame']}, behavioural loss "
                         + (f"{c.behaviour_loss} x {c.behaviour} on {c.behaviour_queries} {c.behaviour_inputs} queries" if c.behaviour else "off")
-                        + f", kept checkpoint: {c.checkpoint}")
+                        + (f", interpolation loss x {c.interpolation}" if c.interpolation else "")
+                        + (", linear path from the PCA" if c.linear_path else "") + f", kept checkpoint: {c.checkpoint}")
         f = m["fidelity"]
         lines.append(f"{m['split']} fidelity: agreement with own original {f['own_agreement']:.3f}, with other originals "
                      f"{f['other_agreement']:.3f}, margin {f['margin']:.3f}" if f else f"{m['split']} fidelity: one model only, nothing to compare")
