@@ -15,7 +15,7 @@ from .data import Dataset, load_dataset
 from .zoo import Zoo, fit_population
 from .tokens import TokenLayout, detokenize, align_to
 from .model import HyperAutoencoder, ae_config
-from .train import decode_tokens, train_hyperrep, HyperRepresentation
+from .train import decode_tokens, train_hyperrep, HyperRepresentation, pca_latent_sizes
 from .sampling import make_sampler, fit_sampler, sample_population
 from .evaluate import (finetune_like_zoo, random_init_baseline, summarize, compare, ensemble_accuracy, diversity_report, novelty_report,
                                   noise_baseline, reference_distances, beats_noise_share, chance_ceiling, NOISE_SCALES, FINETUNE_STEPS)
@@ -26,7 +26,7 @@ __all__ = ['POPULATION_FORMAT', 'EVALUATION_SAMPLERS', 'ABLATION_SETTINGS', 'JUD
            'population_parts', 'transfer_experiment', 'summarize_runs', 'summarize_steps', 'compare_runs',
            'unseen_zoo_experiment', 'unseen_architectures', 'place_weights', 'unseen_architecture_experiment',
            'training_models', 'sampled_populations', 'judge_bundle', 'training_ablation', 'novelty_figures',
-           'study_row', 'scaling_study', 'lwln_comparison', 'lwln_row', 'weight_histograms', 'lwln_table',
+           'study_row', 'study_code', 'scaling_study', 'lwln_comparison', 'lwln_row', 'weight_histograms', 'lwln_table',
            'reconstruction_drift', 'summarize_drift', 'bench_sample']
 
 # %% ../nbs/11_experiments.ipynb #583ce224
@@ -340,7 +340,9 @@ SCALING_CODES = {      # the code a model is compressed to (AEConfig fields)
     "cls 64": {"latent": "cls", "d_z": 64}, "cls 768": {"latent": "cls", "d_z": 768},
     "tokens 16": {"latent": "tokens", "d_z": 16}, "tokens_scaled 64": {"latent": "tokens_scaled", "d_z": 64},
     "tokens 32": {"latent": "tokens", "d_z": 32},
-    "tokens 16 linear": {"latent": "tokens", "d_z": 16, "linear_path": True}, "tokens 32 linear": {"latent": "tokens", "d_z": 32, "linear_path": True}}
+    "tokens 16 linear": {"latent": "tokens", "d_z": 16, "linear_path": True}, "tokens 32 linear": {"latent": "tokens", "d_z": 32, "linear_path": True},
+    "tokens pca 768 linear": {"latent": "tokens", "pca_budget": 768, "linear_path": True},     # per-layer sizes where the zoo's PCA
+    "tokens pca 1536 linear": {"latent": "tokens", "pca_budget": 1536, "linear_path": True}}  # spends that many numbers
 SCALING_RECIPES = {    # what the autoencoder learns to reconstruct, and how (AEConfig fields)
     "cpu": {}, "cpu, plain MSE": {"lwln": False}, "cpu + interpolation": {"interpolation": 0.1},
     "paper: permuted targets": ABLATION_SETTINGS["paper: random permutations, reconstruct views"]}
@@ -384,6 +386,13 @@ def study_row(bundle: HyperRepresentation,  # a trained hyper-representation of 
     novelty = novelty_figures(populations["S_KDE30_joint"], zoo, bundle.meta["window"][1], seed, data_root)
     return {**row, **{f"joint_{k}": v for k, v in novelty.items()}}
 
+# %% ../nbs/11_experiments.ipynb #6649162d
+def study_code(zoo: Zoo, name: str) -> dict:
+    "The AEConfig fields of a `SCALING_CODES` entry on `zoo`: a `pca_budget` becomes the per-layer `latent_sizes` of the zoo's PCA."
+    code = dict(SCALING_CODES[name])
+    if "pca_budget" in code: code["latent_sizes"] = pca_latent_sizes(zoo, code.pop("pca_budget"))
+    return code
+
 # %% ../nbs/11_experiments.ipynb #9ce3cf6a
 def scaling_study(zoo: Zoo,                 # the zoo (its last epoch and the four before it are learned from)
                   out: str | Path,          # folder of the bundles and scaling.json (resumed when rerun)
@@ -405,9 +414,10 @@ def scaling_study(zoo: Zoo,                 # the zoo (its last epoch and the fo
     window = (max(1, zoo.last_epoch - 4), zoo.last_epoch)
     runs = [(code, recipe) for recipe in recipes for code in codes]
     for code, recipe in tqdm(runs, disable=not progress, unit="run", desc=f"{len(zoo)} models"):
-        key, config = f"{len(zoo)} models | {code} | {recipe}", ae_config("cpu", **{**SCALING_RECIPES[recipe], **SCALING_CODES[code], **overrides})
+        config = ae_config("cpu", **{**SCALING_RECIPES[recipe], **study_code(zoo, code), **overrides})
+        key = f"{len(zoo)} models | {code} | {recipe} | {config.epochs} epochs"
         if key in rows and rows[key]["config"] == config.to_dict(): continue
-        folder = out / f"{len(zoo)}_{list(SCALING_CODES).index(code)}_{list(SCALING_RECIPES).index(recipe)}"
+        folder = out / f"{len(zoo)}_{list(SCALING_CODES).index(code)}_{list(SCALING_RECIPES).index(recipe)}_{config.epochs}"
         bundle = train_hyperrep(zoo, folder, config, window, device, progress=False)
         rows[key] = {"config": config.to_dict(), "models": len(zoo), "code": code, "recipe": recipe,
                      "train_s": bundle.metrics["train_seconds"], **study_row(bundle, zoo, n)}

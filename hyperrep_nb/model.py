@@ -41,6 +41,10 @@ def _check_ae_config(config) -> None:
     for name, allowed in _CHOICES.items():
         if getattr(config, name) not in allowed:
             raise HyperrepError(f"AEConfig.{name}={getattr(config, name)!r}: expected one of {', '.join(map(repr, allowed))}")
+    sizes = config.latent_sizes
+    if sizes is not None and (config.latent == "cls" or not isinstance(sizes, (list, tuple)) or not sizes
+                              or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in sizes)):
+        raise HyperrepError(f"AEConfig.latent_sizes must be a list of positive integers with a per-token code, got {sizes!r} with latent={config.latent!r}")
     if config.linear_path and config.latent == "cls":
         raise HyperrepError("AEConfig.linear_path needs a per-token code (latent='tokens' or 'tokens_scaled'), got latent='cls'")
     for name in ("bank_size", "behaviour_queries"):
@@ -87,6 +91,8 @@ class AEConfig:
                                   # "tokens_scaled": as "tokens", a token keeping d_z x its width / the widest token's (at least 1)
     interpolation: float = 0.0    # weight of a behavioural loss on models decoded from random points between two training models'
                                   # codes: they should behave like the same mixture of the two models' outputs (0: off)
+    latent_sizes: list | None = None  # per-token codes: numbers per token of each parameter layer, instead of d_z for all
+                                  # (e.g. where a PCA of the zoo spends them: `hyperrep_nb.train.pca_latent_sizes`)
     linear_path: bool = False     # per-token codes: a linear encoder and decoder per layer beside the transformer, started at the
                                   # train split's PCA (`HyperAutoencoder.init_linear_path`), so training starts from the linear code
 
@@ -248,6 +254,10 @@ def latent_widths(widths,            # [(n_tokens_l, width_l), ...] per paramete
     "Numbers each token of each layer keeps in a per-token code."
     widths = check_widths(widths)
     if config.latent == "cls": return None
+    if config.latent_sizes is not None:
+        if len(config.latent_sizes) != len(widths):
+            raise HyperrepError(f"AEConfig.latent_sizes has {len(config.latent_sizes)} layers, the architecture {len(widths)}")
+        return [int(k) for k in config.latent_sizes]
     if config.latent == "tokens": return [config.d_z] * len(widths)
     w_max = max(w for _, w in widths)
     return [max(1, round(config.d_z * w / w_max)) for _, w in widths]

@@ -30,9 +30,9 @@ from .model import DECODE_BATCH, AEConfig, ae_config, HyperAutoencoder, Projecti
 # %% auto #0
 __all__ = ['BUNDLE_FORMAT', 'MAX_GRAD_NORM', 'zoo_samples', 'reconstruction_r2', 'encode_tokens', 'decode_tokens', 'embed_tokens',
            'token_logits', 'behaviour_loss', 'interpolation_loss', 'autoencoder_memory', 'Trainer', 'LossModule',
-           'gather_rows', 'training_views', 'linear_code_yardstick', 'property_probe', 'split_quality',
-           'interpolation_accuracy', 'write_bundle', 'distributed', 'train_hyperrep', 'HyperRepresentation',
-           'split_lines', 'describe_bundle', 'bench_ae']
+           'gather_rows', 'training_views', 'layer_pca', 'linear_code_yardstick', 'pca_latent_sizes', 'property_probe',
+           'split_quality', 'interpolation_accuracy', 'write_bundle', 'distributed', 'train_hyperrep',
+           'HyperRepresentation', 'split_lines', 'describe_bundle', 'bench_ae']
 
 # %% ../nbs/07_train.ipynb #9d53b545
 def zoo_samples(zoo: Zoo,                    # the zoo to learn from
@@ -433,6 +433,19 @@ def fit(self: Trainer, progress: bool = True,          # show a progress bar
     bar.close()
     return self
 
+# %% ../nbs/07_train.ipynb #34f2fd97
+def layer_pca(layout: TokenLayout,      # the token layout
+              tokens: torch.Tensor      # `[N, T, W]` token sequences (a zoo's train split)
+              ) -> tuple[list, list, list]:  # per layer: token mean `[w]`, principal directions `[k, w]`, their variances `[k]`
+    "Each parameter layer's PCA over all its tokens of all models: the linear token code's parts."
+    means, bases, eigenvalues = [], [], []
+    for start, stop, width in layout.layers:
+        x = tokens[:, start:stop, :width].reshape(-1, width)
+        mean = x.mean(0)
+        _, s, vh = torch.linalg.svd(x - mean, full_matrices=False)
+        means.append(mean); bases.append(vh); eigenvalues.append(s.square() / len(x))
+    return means, bases, eigenvalues
+
 # %% ../nbs/07_train.ipynb #1b73ade1
 def _greedy_components(eigenvalues: list[torch.Tensor], neurons: list[int], budget: int) -> list[int]:
     "Components kept per layer when `budget` numbers per model go to the largest per-number variances first."
@@ -457,13 +470,8 @@ def linear_code_yardstick(zoo: Zoo,                           # the zoo (its tra
     if reference is not None: population = align_to(reference.to(population.device), population)
     train, test = population.split("train"), population.split("test")
     if not len(train) or not len(test): raise HyperrepError(f"zoo {zoo.path} needs models in its train and test splits")
-    layout, train_tokens, test_tokens = TokenLayout(zoo.arch), tokenize(train), tokenize(test)
-    means, bases, eigenvalues = [], [], []
-    for start, stop, width in layout.layers:
-        x = train_tokens[:, start:stop, :width].reshape(-1, width)
-        mean = x.mean(0)
-        _, s, vh = torch.linalg.svd(x - mean, full_matrices=False)
-        means.append(mean); bases.append(vh); eigenvalues.append(s.square() / len(x))
+    layout, test_tokens = TokenLayout(zoo.arch), tokenize(test)
+    means, bases, eigenvalues = layer_pca(layout, tokenize(train))
     neurons = [n for n, _ in layout.widths]
     unknown = set(rankings) - {"variance", "lwln"}
     if unknown: raise HyperrepError(f"unknown rankings {sorted(unknown)}: expected 'variance' and/or 'lwln'")
@@ -483,6 +491,19 @@ def linear_code_yardstick(zoo: Zoo,                           # the zoo (its tra
         rows.append({"ranking": ranking, "d": int(budget), "kept_per_layer": keep, "r2": quality["r2"], "reconstructed_accuracy": accuracy,
                      "original_accuracy": float(test.table["test_accuracy"].mean())})
     return pd.DataFrame(rows)
+
+# %% ../nbs/07_train.ipynb #56d942f6
+def pca_latent_sizes(zoo: Zoo,                 # the zoo (its train split)
+                     budget: int,              # numbers per model the code may use
+                     epoch: int | None = None, # checkpoint to use (None: the last)
+                     device=None               # None: cuda when available
+                     ) -> list[int]:           # numbers per token of each parameter layer (at least 1)
+    "Where the variance-ranked linear code of `budget` numbers spends them: components kept per layer, for `AEConfig.latent_sizes`."
+    train = zoo.population(zoo.last_epoch if epoch is None else epoch, default_device(device)).split("train")
+    if not len(train): raise HyperrepError(f"zoo {zoo.path} has no train split to fit a PCA on")
+    layout = TokenLayout(zoo.arch)
+    keep = _greedy_components(layer_pca(layout, tokenize(train))[2], [n for n, _ in layout.widths], int(budget))
+    return [max(1, k) for k in keep]
 
 # %% ../nbs/07_train.ipynb #83ee2934
 def property_probe(embeddings: np.ndarray, values: np.ndarray, split: np.ndarray) -> float:

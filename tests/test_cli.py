@@ -84,6 +84,8 @@ BAD_SETTINGS = [  # (command line, the field named in the one-line error)
     (["train", "--zoo", "Z", "--epochs", "0"], "AEConfig.epochs"), (["train", "--zoo", "Z", "--batch-size", "0"], "AEConfig.batch_size"),
     (["train", "--zoo", "Z", "--lr", "nan"], "AEConfig.lr"), (["train", "--zoo", "Z", "--dropout", "1.5"], "AEConfig.dropout"),
     (["train", "--zoo", "Z", "--behaviour", "-1"], "AEConfig.behaviour"), (["train", "--zoo", "Z", "--preset", "huge"], "preset"),
+    (["train", "--zoo", "Z", "--interpolation", "-0.1"], "AEConfig.interpolation"),
+    (["train", "--zoo", "Z", "--latent", "cls", "--linear-path"], "AEConfig.linear_path"),
 ]
 
 
