@@ -4,7 +4,6 @@
 
 # %% ../nbs/06_model.ipynb #d7359f9c
 from __future__ import annotations
-import math
 from dataclasses import dataclass, asdict, fields, MISSING
 import torch
 import torch.nn as nn
@@ -15,7 +14,7 @@ from .core import HyperrepError
 # %% auto #0
 __all__ = ['AE_PRESETS', 'DECODE_BATCH', 'AEConfig', 'ae_config', 'check_widths', 'layer_mask', 'layer_scale', 'dropout',
            'Dropout', 'SelfAttention', 'TransformerLayer', 'transformer', 'latent_widths', 'HyperAutoencoder',
-           'ProjectionHead', 'nt_xent', 'reconstruction_loss', 'hyper_loss', 'count_parameters']
+           'layer_pca', 'ProjectionHead', 'nt_xent', 'reconstruction_loss', 'hyper_loss', 'count_parameters']
 
 # %% ../nbs/06_model.ipynb #5e4b3c8b
 _CHOICES = {"permutation": ("random", "bank", "none"), "target": ("view", "original"), "behaviour_loss": ("kl", "l2"),
@@ -345,6 +344,20 @@ def forward(self: HyperAutoencoder, tokens: torch.Tensor  # [B, T, W_max]
     z = self.encode(tokens)
     return z, self.decode(z)
 
+# %% ../nbs/06_model.ipynb #aaf6c29b
+def layer_pca(widths,                   # [(n_tokens_l, width_l), ...] per parameter layer, in token order
+              tokens: torch.Tensor      # `[N, T, W_max]` token sequences (e.g. a zoo's train split)
+              ) -> tuple[list, list, list]:  # per layer: token mean `[w]`, principal directions `[k, w]`, their variances `[k]`
+    "Each parameter layer's PCA over all its tokens of all models: the linear token code's parts."
+    widths = check_widths(widths)
+    means, bases, eigenvalues = [], [], []
+    for part, (_, w) in zip(tokens.split([n for n, _ in widths], 1), widths):
+        x = part[..., :w].reshape(-1, w).float()
+        mean = x.mean(0)
+        _, s, vh = torch.linalg.svd(x - mean, full_matrices=False)
+        means.append(mean); bases.append(vh); eigenvalues.append(s.square() / len(x))
+    return means, bases, eigenvalues
+
 # %% ../nbs/06_model.ipynb #4b252479
 @patch
 @torch.no_grad()
@@ -354,13 +367,10 @@ def init_linear_path(self: HyperAutoencoder, tokens: torch.Tensor,  # [N, T, W_m
     "Start the linear path at each layer's PCA of `tokens` and zero the transformer's share of the code and of the output."
     if self.linear_encode is None: raise HyperrepError("init_linear_path needs an autoencoder made with linear_path=True")
     self._check(tokens)
-    for part, (_, w), k, encode, decode, compress, debed in zip(self._split(tokens), self.widths, self.latents, self.linear_encode,
-                                                               self.linear_decode, self.compress, self.debedders):
-        x = part[..., :w].reshape(-1, w).float()
-        mean = x.mean(0)
-        _, s, vh = torch.linalg.svd(x - mean, full_matrices=False)
-        kept = min(k, len(s))
-        basis, scale = vh[:kept], (spread * s[:kept] / math.sqrt(len(x))).clamp_min(1e-8)
+    for mean, vh, variance, k, encode, decode, compress, debed in zip(*layer_pca(self.widths, tokens), self.latents, self.linear_encode,
+                                                                      self.linear_decode, self.compress, self.debedders):
+        kept = min(k, len(variance))
+        basis, scale = vh[:kept], (spread * variance[:kept].sqrt()).clamp_min(1e-8)
         for linear in (encode, decode, compress, debed): nn.init.zeros_(linear.weight); nn.init.zeros_(linear.bias)
         encode.weight[:kept] = basis / scale[:, None]
         encode.bias[:kept] = -(basis @ mean) / scale

@@ -25,12 +25,12 @@ from .zoo import Zoo
 from .tokens import (TokenLayout, tokenize, detokenize, tokens_to_vectors, permute_tokens, permutation_bank, Augment,
                                 align_to, canonical_reference)
 from .evaluate import fidelity, identification
-from .model import DECODE_BATCH, AEConfig, ae_config, HyperAutoencoder, ProjectionHead, hyper_loss, reconstruction_loss, layer_scale
+from .model import DECODE_BATCH, AEConfig, ae_config, HyperAutoencoder, ProjectionHead, hyper_loss, reconstruction_loss, layer_scale, layer_pca
 
 # %% auto #0
 __all__ = ['BUNDLE_FORMAT', 'MAX_GRAD_NORM', 'zoo_samples', 'reconstruction_r2', 'encode_tokens', 'decode_tokens', 'embed_tokens',
            'token_logits', 'behaviour_loss', 'interpolation_loss', 'autoencoder_memory', 'Trainer', 'LossModule',
-           'gather_rows', 'training_views', 'layer_pca', 'linear_code_yardstick', 'pca_latent_sizes', 'property_probe',
+           'gather_rows', 'training_views', 'linear_code_yardstick', 'pca_latent_sizes', 'property_probe',
            'split_quality', 'interpolation_accuracy', 'write_bundle', 'distributed', 'train_hyperrep',
            'HyperRepresentation', 'split_lines', 'describe_bundle', 'bench_ae']
 
@@ -433,19 +433,6 @@ def fit(self: Trainer, progress: bool = True,          # show a progress bar
     bar.close()
     return self
 
-# %% ../nbs/07_train.ipynb #34f2fd97
-def layer_pca(layout: TokenLayout,      # the token layout
-              tokens: torch.Tensor      # `[N, T, W]` token sequences (a zoo's train split)
-              ) -> tuple[list, list, list]:  # per layer: token mean `[w]`, principal directions `[k, w]`, their variances `[k]`
-    "Each parameter layer's PCA over all its tokens of all models: the linear token code's parts."
-    means, bases, eigenvalues = [], [], []
-    for start, stop, width in layout.layers:
-        x = tokens[:, start:stop, :width].reshape(-1, width)
-        mean = x.mean(0)
-        _, s, vh = torch.linalg.svd(x - mean, full_matrices=False)
-        means.append(mean); bases.append(vh); eigenvalues.append(s.square() / len(x))
-    return means, bases, eigenvalues
-
 # %% ../nbs/07_train.ipynb #1b73ade1
 def _greedy_components(eigenvalues: list[torch.Tensor], neurons: list[int], budget: int) -> list[int]:
     "Components kept per layer when `budget` numbers per model go to the largest per-number variances first."
@@ -471,7 +458,7 @@ def linear_code_yardstick(zoo: Zoo,                           # the zoo (its tra
     train, test = population.split("train"), population.split("test")
     if not len(train) or not len(test): raise HyperrepError(f"zoo {zoo.path} needs models in its train and test splits")
     layout, test_tokens = TokenLayout(zoo.arch), tokenize(test)
-    means, bases, eigenvalues = layer_pca(layout, tokenize(train))
+    means, bases, eigenvalues = layer_pca(layout.widths, tokenize(train))
     neurons = [n for n, _ in layout.widths]
     unknown = set(rankings) - {"variance", "lwln"}
     if unknown: raise HyperrepError(f"unknown rankings {sorted(unknown)}: expected 'variance' and/or 'lwln'")
@@ -502,7 +489,7 @@ def pca_latent_sizes(zoo: Zoo,                 # the zoo (its train split)
     train = zoo.population(zoo.last_epoch if epoch is None else epoch, default_device(device)).split("train")
     if not len(train): raise HyperrepError(f"zoo {zoo.path} has no train split to fit a PCA on")
     layout = TokenLayout(zoo.arch)
-    keep = _greedy_components(layer_pca(layout, tokenize(train))[2], [n for n, _ in layout.widths], int(budget))
+    keep = _greedy_components(layer_pca(layout.widths, tokenize(train))[2], [n for n, _ in layout.widths], int(budget))
     return [max(1, k) for k in keep]
 
 # %% ../nbs/07_train.ipynb #83ee2934
