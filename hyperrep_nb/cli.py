@@ -208,7 +208,9 @@ def _cmd_demo(args):
     from hyperrep_nb.demo import run_demo
     from hyperrep_nb.sampling import SAMPLERS
     from hyperrep_nb.experiments import EVALUATION_SAMPLERS
+    from hyperrep_nb.model import ae_config
     code = _demo_code(args)
+    ae_config("cpu", **code)                 # a code the autoencoders cannot have is refused before the zoo is trained
     samplers = tuple(args.samplers.split(",")) if args.samplers else EVALUATION_SAMPLERS
     unknown = [s for s in samplers if s not in SAMPLERS]
     if unknown: raise HyperrepError(f"unknown samplers {unknown} in --samplers: expected some of {', '.join(SAMPLERS)}")

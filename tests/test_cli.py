@@ -86,6 +86,7 @@ BAD_SETTINGS = [  # (command line, the field named in the one-line error)
     (["train", "--zoo", "Z", "--behaviour", "-1"], "AEConfig.behaviour"), (["train", "--zoo", "Z", "--preset", "huge"], "preset"),
     (["train", "--zoo", "Z", "--interpolation", "-0.1"], "AEConfig.interpolation"),
     (["train", "--zoo", "Z", "--latent", "cls", "--linear-path"], "AEConfig.linear_path"),
+    (["demo", "--latent", "cls", "--linear-path"], "AEConfig.linear_path"), (["demo", "--d-z", "0"], "AEConfig.d_z"),
 ]
 
 
