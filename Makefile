@@ -45,8 +45,10 @@ check-sync: $(STAMP)
 nbtest: $(STAMP) docs-assets
 	IN_TEST=1 OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing
 
+# Two test workers with one thread each, as for the notebooks; each test file runs whole on one worker, so a module
+# fixture (a trained bundle, a Ray instance, a torchrun pair, a browser) is built once.
 pytest: $(STAMP) docs-assets chromium
-	IN_TEST=1 $(BIN)/pytest -q --durations=15 tests
+	IN_TEST=1 OMP_NUM_THREADS=1 $(BIN)/pytest -q -n 2 --dist loadfile --durations=15 tests
 
 # The docs build runs too: nbdev executes every notebook cell that imports something, which a mixed cell breaks.
 test: check-sync nbtest docs-offline pytest

@@ -362,7 +362,7 @@ def layer_pca(widths,                   # [(n_tokens_l, width_l), ...] per param
 @patch
 @torch.no_grad()
 def init_linear_path(self: HyperAutoencoder, tokens: torch.Tensor,  # [N, T, W_max] token sequences of the training models
-                     spread: float = 3.0     # principal coefficients are divided by `spread` x their std (tanh stays near-linear)
+                     spread: float = 10.0    # principal coefficients are divided by `spread` x their std (tanh stays near-linear)
                      ) -> HyperAutoencoder:  # self, now encoding to and decoding from the linear code
     "Start the linear path at each layer's PCA of `tokens` and zero the transformer's share of the code and of the output."
     if self.linear_encode is None: raise HyperrepError("init_linear_path needs an autoencoder made with linear_path=True")
