@@ -415,6 +415,7 @@ def _add_bench(commands):
     bench.add_argument("--latent", choices=["cls", "tokens", "tokens_scaled"], help="ae: the code (default: the preset's)")
     bench.add_argument("--d-z", type=int, help="ae: size of z, or of each (widest) token's latent (default: the preset's)")
     bench.add_argument("--behaviour", type=float, help="ae: weight of the behavioural loss (default: the preset's)")
+    bench.add_argument("--interpolation", type=float, help="ae: weight of the interpolation loss (default: the preset's)")
     bench.add_argument("--chunk-size", type=int)
     bench.add_argument("--ray", metavar="ADDRESS", help="zoo: time one process against Ray shards ('local' or host:port)")
     bench.add_argument("--shards", type=int, default=2, help="zoo --ray: Ray tasks")
@@ -444,7 +445,8 @@ def _cmd_bench(args):
     elif args.what == "ae":
         from hyperrep_nb.train import bench_ae
         with stage(f"autoencoder ({args.preset}): {args.steps} training steps, encode and decode {args.models or 1000} models", args.quiet):
-            code = {k: v for k, v in {"latent": args.latent, "d_z": args.d_z, "batch_size": args.batch_size}.items() if v is not None}
+            code = {k: v for k, v in {"latent": args.latent, "d_z": args.d_z, "batch_size": args.batch_size,
+                                           "interpolation": args.interpolation}.items() if v is not None}
             result = bench_ae(args.preset, args.device, args.steps, args.models or 1000, args.behaviour, **code)
         print(json.dumps(result), flush=True)
     elif args.what == "sample":

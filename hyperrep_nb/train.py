@@ -29,9 +29,9 @@ from .model import DECODE_BATCH, AEConfig, ae_config, HyperAutoencoder, Projecti
 
 # %% auto #0
 __all__ = ['BUNDLE_FORMAT', 'MAX_GRAD_NORM', 'zoo_samples', 'reconstruction_r2', 'encode_tokens', 'decode_tokens', 'embed_tokens',
-           'token_logits', 'behaviour_loss', 'interpolation_loss', 'autoencoder_memory', 'Trainer', 'LossModule',
-           'gather_rows', 'training_views', 'linear_code_yardstick', 'pca_latent_sizes', 'property_probe',
-           'split_quality', 'interpolation_accuracy', 'write_bundle', 'distributed', 'train_hyperrep',
+           'token_logits', 'behaviour_loss', 'interpolation_loss', 'interpolation_term', 'autoencoder_memory',
+           'Trainer', 'LossModule', 'gather_rows', 'training_views', 'linear_code_yardstick', 'pca_latent_sizes',
+           'property_probe', 'split_quality', 'interpolation_accuracy', 'write_bundle', 'distributed', 'train_hyperrep',
            'HyperRepresentation', 'split_lines', 'describe_bundle', 'bench_ae']
 
 # %% ../nbs/07_train.ipynb #9d53b545
@@ -163,6 +163,21 @@ def interpolation_loss(arch: Architecture,      # the architecture of the models
     logits = token_logits(arch, layout, decoded, queries, temperature)
     divergence = F.kl_div(logits.log_softmax(-1), mixture.clamp_min(1e-12).log(), log_target=True, reduction="none")
     return divergence.sum(-1).mean() * temperature ** 2
+
+# %% ../nbs/07_train.ipynb #913c3953
+def interpolation_term(arch: Architecture,          # the architecture of the models
+                       layout: TokenLayout,         # its token layout
+                       queries: torch.Tensor,       # `[Q, *input_shape]` query inputs shared by all models
+                       generator: torch.Generator | None = None,  # draws the points along the lines
+                       temperature: float = 1.0     # softmax temperature
+                       ):                           # callable(decode, z, targets) -> scalar, for `hyper_loss(interpolation=...)`
+    "`hyper_loss`'s interpolation term: each code mixed with the next one in the batch at a random alpha, decoded, against the mixture of the two models' outputs."
+    def term(decode, z, targets):
+        alpha = torch.rand(len(z), generator=generator, device=z.device)
+        partner = torch.roll(torch.arange(len(z), device=z.device), 1)            # each model with the next in the batch
+        decoded = decode((1 - alpha[:, None]) * z + alpha[:, None] * z[partner])
+        return interpolation_loss(arch, layout, decoded, targets, targets[partner], alpha, queries, temperature)
+    return term
 
 # %% ../nbs/07_train.ipynb #8a62b473
 def autoencoder_memory(arch: Architecture,   # the zoo's architecture
@@ -389,13 +404,7 @@ def interpolation(self: Trainer, generator: torch.Generator):
     "The interpolation loss on random points between pairs of this batch's first views' codes (None when its weight is 0)."
     config, arch = self.config, self.zoo.arch
     if config.interpolation == 0: return None
-    queries = self.batch_queries(generator)
-    def term(decode, z, targets):
-        alpha = torch.rand(len(z), generator=generator, device=z.device)
-        partner = torch.roll(torch.arange(len(z), device=z.device), 1)            # each model with the next in the batch
-        decoded = decode((1 - alpha[:, None]) * z + alpha[:, None] * z[partner])
-        return interpolation_loss(arch, self.layout, decoded, targets, targets[partner], alpha, queries, config.behaviour_temperature)
-    return term
+    return interpolation_term(arch, self.layout, self.batch_queries(generator), generator, config.behaviour_temperature)
 
 # %% ../nbs/07_train.ipynb #61229fa2
 @patch
@@ -739,9 +748,9 @@ def bench_ae(preset: str = "cpu",     # autoencoder preset (`AE_PRESETS`)
              steps: int = 10,         # timed training steps (after 2 warm-up steps)
              models: int = 1000,      # population size for encode+decode
              behaviour: float | None = None,  # weight of the behavioural loss (None: the preset's)
-             **overrides              # other `AEConfig` fields, e.g. `latent="tokens", d_z=16`
+             **overrides              # other `AEConfig` fields, e.g. `latent="tokens", d_z=16, interpolation=0.1`
              ) -> dict:
-    "Training samples/s, its share of the device's matmul throughput, and encode+decode models/s of an autoencoder preset on paper-CNN tokens."
+    "Training samples/s (with the config's behavioural and interpolation terms), its share of the device's matmul throughput, and encode+decode models/s of an autoencoder preset on paper-CNN tokens."
     from hyperrep_nb.arch import paper_cnn
     device = default_device(device)
     config = ae_config(preset, **overrides, **({} if behaviour is None else {"behaviour": behaviour}))
@@ -753,11 +762,13 @@ def bench_ae(preset: str = "cpu",     # autoencoder preset (`AE_PRESETS`)
     mask, scale, erase = layout.on(device)["mask"], layer_scale(layout.widths).to(device), Augment(layout, permute=False)
     batch = tokenize(population)[:config.batch_size]
     queries = torch.randn(config.behaviour_queries, *arch.input_shape, device=device)
-    behaviour_term = lambda decoded, targets: behaviour_loss(arch, layout, decoded[:len(batch)], targets[:len(batch)], queries, config.behaviour_loss)
+    behaviour_term = lambda decoded, targets: behaviour_loss(arch, layout, decoded[:len(batch)], targets[:len(batch)], queries, config.behaviour_loss,
+                                                             config.behaviour_temperature)
+    interpolation = interpolation_term(arch, layout, queries, None, config.behaviour_temperature) if config.interpolation > 0 else None
     def loss():
         with _autocast(device):
             return hyper_loss(model, head, *training_views(config, layout, erase, batch), mask, scale, config.beta,
-                              config.temperature, behaviour_term, config.behaviour)["loss"]
+                              config.temperature, behaviour_term, config.behaviour, interpolation, config.interpolation)["loss"]
     def step():
         optimizer.zero_grad(set_to_none=True); loss().backward(); optimizer.step()
     step(); step()                                                    # warm-up
@@ -766,7 +777,7 @@ def bench_ae(preset: str = "cpu",     # autoencoder preset (`AE_PRESETS`)
     roundtrip = lambda: detokenize(arch, decode_tokens(model, encode_tokens(model, tokenize(population))))
     roundtrip()
     roundtrip_s = timed(roundtrip, device)
-    return {"bench": "ae", "device": str(device), "threads": torch.get_num_threads(), "preset": preset, "behaviour": config.behaviour,
+    return {"bench": "ae", "device": str(device), "threads": torch.get_num_threads(), "preset": preset, "behaviour": config.behaviour, "interpolation": config.interpolation,
             "permutation": config.permutation, "target": config.target, "latent": config.latent, "code_size": model.code_size,
             "parameters": sum(p.numel() for p in model.parameters()), "batch_size": config.batch_size,
             "train_samples_per_s": round(steps * len(batch) / seconds, 1), "flops_per_step": flops,

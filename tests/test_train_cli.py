@@ -200,6 +200,12 @@ def test_bench_ae_with_and_without_the_behavioural_loss():
     assert [r["behaviour"] for r in records] == [0.0, 0.1] and all(r["train_samples_per_s"] > 0 for r in records)
 
 
+def test_bench_ae_times_the_interpolation_term_when_asked():
+    records = [json.loads(run("bench", "ae", "--models", "20", "--steps", "1", "--device", "cpu", "--interpolation", w).stdout) for w in ("0", "0.1")]
+    assert [r["interpolation"] for r in records] == [0.0, 0.1]
+    assert records[1]["flops_per_step"] > records[0]["flops_per_step"]      # the decoded midpoints' forward passes are in the step
+
+
 def test_ablate_writes_a_resumable_table(zoo, tmp_path):
     args = ["ablate", "--zoo", str(zoo), "--out", str(tmp_path / "ablation"), "--epochs", "2", "--n", "6", "--quiet",
             "--variants", "paper: random permutations, reconstruct views;canonical, reconstruct the model"]
