@@ -23,7 +23,7 @@ from .arch import Architecture, Population, score_population, population_forward
 from .data import Dataset, save_dataset, dataset_for
 from .zoo import Zoo
 from .tokens import (TokenLayout, tokenize, detokenize, tokens_to_vectors, permute_tokens, permutation_bank, Augment,
-                                align_to, canonical_reference)
+                                align_to, align_vectors, canonical_reference)
 from .evaluate import fidelity, identification
 from .model import DECODE_BATCH, AEConfig, ae_config, HyperAutoencoder, ProjectionHead, hyper_loss, reconstruction_loss, layer_scale, layer_pca
 
@@ -32,7 +32,7 @@ __all__ = ['BUNDLE_FORMAT', 'MAX_GRAD_NORM', 'zoo_samples', 'reconstruction_r2',
            'token_logits', 'behaviour_loss', 'interpolation_loss', 'interpolation_term', 'autoencoder_memory',
            'Trainer', 'LossModule', 'gather_rows', 'training_views', 'linear_code_yardstick', 'pca_latent_sizes',
            'property_probe', 'split_quality', 'interpolation_accuracy', 'write_bundle', 'distributed', 'train_hyperrep',
-           'HyperRepresentation', 'split_lines', 'describe_bundle', 'bench_ae']
+           'HyperRepresentation', 'split_lines', 'describe_bundle', 'interpolation_yardstick', 'bench_ae']
 
 # %% ../nbs/07_train.ipynb #9d53b545
 def zoo_samples(zoo: Zoo,                    # the zoo to learn from
@@ -741,6 +741,32 @@ def describe_bundle(bundle: HyperRepresentation) -> str:
                      f"{f['other_agreement']:.3f}, margin {f['margin']:.3f}" if f else f"{m['split']} fidelity: one model only, nothing to compare")
     if "splits" in m: lines += split_lines(m)   # bundles written before issue 18 lack the side-by-side measures
     return "\n".join(lines)
+
+# %% ../nbs/07_train.ipynb #0ff4f7d2
+def interpolation_yardstick(zoo: Zoo,                           # the zoo (lines between its test split's models)
+                            reference: Population | None = None, # a canonical frame to align the models to first (a bundle's)
+                            pairs: int = 10,                     # lines walked, between test models (0, 1), (2, 3), ...
+                            alphas=(0.0, 0.25, 0.5, 0.75, 1.0),  # positions along each line
+                            epoch: int | None = None,            # checkpoint to use (None: the last)
+                            data_root=None,                      # dataset files of the zoo (not needed for digits)
+                            device=None                          # None: cuda when available
+                            ) -> dict:                           # accuracy per alpha and midpoint ratio: in the frame, and weight-matched per pair
+    "Accuracy along straight lines in weight space between unseen models: what a code that interpolates like the weights reaches."
+    population = zoo.population(zoo.last_epoch if epoch is None else epoch, default_device(device))
+    if reference is not None: population = align_to(reference.to(population.device), population)
+    test = population.split("test")
+    n = min(pairs, len(test) // 2)
+    if n == 0: raise HyperrepError(f"a line needs pairs >= 1 and at least 2 test models: got pairs={pairs}, {len(test)} test models in {zoo.path}")
+    vectors, dataset = test.to_vector(), zoo.dataset(data_root, population.device)
+    first, second = vectors[0:2 * n:2], vectors[1:2 * n:2]
+    def walk(ends: torch.Tensor) -> list[float]:
+        lines = Population.from_vector(zoo.arch, torch.cat([(1 - alpha) * first + alpha * ends for alpha in alphas]))
+        return [round(float(s), 4) for s in score_population(lines, dataset.x_test, dataset.y_test)["accuracy"].view(len(alphas), n).mean(1)]
+    frame, matched = walk(second), walk(align_vectors(zoo.arch, first, second))   # matched: each second model permuted to its first
+    endpoints, middle = float(test.table["test_accuracy"].to_numpy()[:2 * n].mean()), int(np.argmin(np.abs(np.asarray(alphas) - 0.5)))
+    return {"pairs": n, "alphas": list(alphas), "endpoint_original_accuracy": endpoints,
+            "frame": frame, "frame_midpoint_ratio": frame[middle] / endpoints,
+            "weight_matched": matched, "weight_matched_midpoint_ratio": matched[middle] / endpoints}
 
 # %% ../nbs/07_train.ipynb #decfc340
 def bench_ae(preset: str = "cpu",     # autoencoder preset (`AE_PRESETS`)
