@@ -171,10 +171,10 @@ def interpolation_term(arch: Architecture,          # the architecture of the mo
                        generator: torch.Generator | None = None,  # draws the points along the lines
                        temperature: float = 1.0     # softmax temperature
                        ):                           # callable(decode, z, targets) -> scalar, for `hyper_loss(interpolation=...)`
-    "`hyper_loss`'s interpolation term: each code mixed with the next one in the batch at a random alpha, decoded, against the mixture of the two models' outputs."
+    "`hyper_loss`'s interpolation term: each code mixed with its neighbour's in the batch at a random alpha, decoded, against the mixture of the two models' outputs."
     def term(decode, z, targets):
         alpha = torch.rand(len(z), generator=generator, device=z.device)
-        partner = torch.roll(torch.arange(len(z), device=z.device), 1)            # each model with the next in the batch
+        partner = torch.roll(torch.arange(len(z), device=z.device), 1)            # each model with its neighbour in the batch
         decoded = decode((1 - alpha[:, None]) * z + alpha[:, None] * z[partner])
         return interpolation_loss(arch, layout, decoded, targets, targets[partner], alpha, queries, temperature)
     return term
