@@ -529,6 +529,13 @@ def split_quality(arch: Architecture,        # the models' architecture
             "identification": identification(reconstructed[last], originals[last], dataset.x_test) if several else None,
             "fidelity": fidelity(reconstructed, originals, dataset.x_test, runs="model") if several else None}
 
+# %% ../nbs/07_train.ipynb #6dea3e68
+def _walk_lines(first: torch.Tensor, second: torch.Tensor, alphas, score) -> tuple[list, int]:
+    "Mean `score` (a `[len(alphas) * n]` accuracy of the points) at each alpha of the straight lines from `first` to `second`, and the index of the alpha nearest 0.5."
+    lines = torch.cat([(1 - alpha) * first + alpha * second for alpha in alphas])
+    scores = score(lines).view(len(alphas), len(first)).mean(1)
+    return [round(float(s), 4) for s in scores], int(np.argmin(np.abs(np.asarray(alphas) - 0.5)))
+
 # %% ../nbs/07_train.ipynb #39f9554d
 def interpolation_accuracy(model: HyperAutoencoder,  # the autoencoder
                            arch: Architecture,       # the models' architecture
@@ -541,14 +548,10 @@ def interpolation_accuracy(model: HyperAutoencoder,  # the autoencoder
     "Mean test accuracy of the models decoded along straight lines between pairs of embeddings."
     n = min(pairs, len(z) // 2)
     if n == 0: return None
-    first, second = z[0:2 * n:2], z[1:2 * n:2]
-    lines = torch.cat([(1 - alpha) * first + alpha * second for alpha in alphas])
-    decoded = detokenize(arch, decode_tokens(model, lines))
-    scores = score_population(decoded, dataset.x_test, dataset.y_test)["accuracy"].view(len(alphas), n).mean(1)
+    score = lambda lines: score_population(detokenize(arch, decode_tokens(model, lines)), dataset.x_test, dataset.y_test)["accuracy"]
+    scores, middle = _walk_lines(z[0:2 * n:2], z[1:2 * n:2], alphas, score)
     endpoints = float(np.asarray(accuracy, dtype=float)[:2 * n].mean())
-    middle = float(scores[int(np.argmin(np.abs(np.asarray(alphas) - 0.5)))])
-    return {"pairs": n, "alphas": list(alphas), "accuracy": [round(float(s), 4) for s in scores],
-            "endpoint_original_accuracy": endpoints, "midpoint_ratio": middle / endpoints}
+    return {"pairs": n, "alphas": list(alphas), "accuracy": scores, "endpoint_original_accuracy": endpoints, "midpoint_ratio": scores[middle] / endpoints}
 
 # %% ../nbs/07_train.ipynb #301f1ad9
 def write_bundle(trainer: Trainer, data_root=None) -> Path:
@@ -759,11 +762,10 @@ def interpolation_yardstick(zoo: Zoo,                           # the zoo (lines
     if n == 0: raise HyperrepError(f"a line needs pairs >= 1 and at least 2 test models: got pairs={pairs}, {len(test)} test models in {zoo.path}")
     vectors, dataset = test.to_vector(), zoo.dataset(data_root, population.device)
     first, second = vectors[0:2 * n:2], vectors[1:2 * n:2]
-    def walk(ends: torch.Tensor) -> list[float]:
-        lines = Population.from_vector(zoo.arch, torch.cat([(1 - alpha) * first + alpha * ends for alpha in alphas]))
-        return [round(float(s), 4) for s in score_population(lines, dataset.x_test, dataset.y_test)["accuracy"].view(len(alphas), n).mean(1)]
-    frame, matched = walk(second), walk(align_vectors(zoo.arch, first, second))   # matched: each second model permuted to its first
-    endpoints, middle = float(test.table["test_accuracy"].to_numpy()[:2 * n].mean()), int(np.argmin(np.abs(np.asarray(alphas) - 0.5)))
+    score = lambda lines: score_population(Population.from_vector(zoo.arch, lines), dataset.x_test, dataset.y_test)["accuracy"]
+    frame, middle = _walk_lines(first, second, alphas, score)
+    matched, _ = _walk_lines(first, align_vectors(zoo.arch, first, second), alphas, score)   # each second model permuted to its first
+    endpoints = float(test.table["test_accuracy"].to_numpy()[:2 * n].mean())
     return {"pairs": n, "alphas": list(alphas), "endpoint_original_accuracy": endpoints,
             "frame": frame, "frame_midpoint_ratio": frame[middle] / endpoints,
             "weight_matched": matched, "weight_matched_midpoint_ratio": matched[middle] / endpoints}
