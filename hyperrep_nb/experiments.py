@@ -345,7 +345,8 @@ SCALING_CODES = {      # the code a model is compressed to (AEConfig fields)
     "tokens pca 1536 linear": {"latent": "tokens", "pca_budget": 1536, "linear_path": True}}  # spends that many numbers
 SCALING_RECIPES = {    # what the autoencoder learns to reconstruct, and how (AEConfig fields)
     "cpu": {}, "cpu, plain MSE": {"lwln": False}, "cpu + interpolation": {"interpolation": 0.1},
-    "paper: permuted targets": ABLATION_SETTINGS["paper: random permutations, reconstruct views"]}
+    "paper: permuted targets": ABLATION_SETTINGS["paper: random permutations, reconstruct views"],
+    "cpu + interpolation 0.2": {"interpolation": 0.2}, "cpu + interpolation 0.25": {"interpolation": 0.25}, "cpu + interpolation 0.3": {"interpolation": 0.3}}
 
 # %% ../nbs/11_experiments.ipynb #30e198fb
 def novelty_figures(population: Population,  # generated models
@@ -380,6 +381,8 @@ def study_row(bundle: HyperRepresentation,  # a trained hyper-representation of 
            "test_identified_weights": unseen["identification"]["weights"], "test_identified_predictions": unseen["identification"]["predictions"],
            "identification_chance": unseen["identification"]["chance"],
            "interpolation_midpoint_ratio": m["interpolation"]["midpoint_ratio"] if m["interpolation"] else float("nan"),
+           "interpolation_midpoint_spread": m["interpolation"]["midpoint_spread"]
+                                             if (m["interpolation"] or {}).get("midpoint_spread") is not None else float("nan"),
            "linear_r2": max(c["r2"] for c in linear), "linear_accuracy": max(c["reconstructed_accuracy"] for c in linear)}
     populations = sampled_populations(bundle, JUDGED_SAMPLERS, n, seed)
     row.update(judge_bundle(bundle, zoo, n, seed, data_root, populations))

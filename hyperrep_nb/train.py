@@ -24,7 +24,7 @@ from .data import Dataset, save_dataset, dataset_for
 from .zoo import Zoo
 from .tokens import (TokenLayout, tokenize, detokenize, tokens_to_vectors, permute_tokens, permutation_bank, Augment,
                                 align_to, align_vectors, canonical_reference)
-from .evaluate import fidelity, identification
+from .evaluate import fidelity, identification, pairwise_weight_distance
 from .model import DECODE_BATCH, AEConfig, ae_config, HyperAutoencoder, ProjectionHead, hyper_loss, reconstruction_loss, layer_scale, layer_pca
 
 # %% auto #0
@@ -32,7 +32,8 @@ __all__ = ['BUNDLE_FORMAT', 'MAX_GRAD_NORM', 'zoo_samples', 'reconstruction_r2',
            'token_logits', 'behaviour_loss', 'interpolation_loss', 'interpolation_term', 'autoencoder_memory',
            'Trainer', 'LossModule', 'gather_rows', 'training_views', 'linear_code_yardstick', 'pca_latent_sizes',
            'property_probe', 'split_quality', 'interpolation_accuracy', 'write_bundle', 'distributed', 'train_hyperrep',
-           'HyperRepresentation', 'split_lines', 'describe_bundle', 'interpolation_yardstick', 'bench_ae']
+           'HyperRepresentation', 'split_lines', 'describe_bundle', 'interpolation_yardstick', 'linear_code_residual',
+           'bench_ae']
 
 # %% ../nbs/07_train.ipynb #9d53b545
 def zoo_samples(zoo: Zoo,                    # the zoo to learn from
@@ -452,6 +453,16 @@ def _greedy_components(eigenvalues: list[torch.Tensor], neurons: list[int], budg
             keep[l], used = keep[l] + 1, used + neurons[l]
     return keep
 
+# %% ../nbs/07_train.ipynb #e7507f51
+def _linear_code(layout: TokenLayout, tokens: torch.Tensor, means: list, bases: list, keep: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    "The per-layer PCA code of `tokens` keeping `keep[l]` components of layer l (`[N, d]`), and the tokens it decodes to."
+    codes, coded = [], tokens.clone()
+    for (start, stop, width), mean, vh, k in zip(layout.layers, means, bases, keep):
+        coefficients = (tokens[:, start:stop, :width] - mean) @ vh[:k].T
+        codes.append(coefficients.flatten(1))
+        coded[:, start:stop, :width] = mean + coefficients @ vh[:k]
+    return torch.cat(codes, 1), coded
+
 # %% ../nbs/07_train.ipynb #3e05fd4b
 def linear_code_yardstick(zoo: Zoo,                           # the zoo (its train and test splits)
                           budgets=(16, 64, 256, 700, 1200, 2000), # numbers per model the code may use
@@ -477,11 +488,7 @@ def linear_code_yardstick(zoo: Zoo,                           # the zoo (its tra
     rows = []
     for ranking, budget in ((r, b) for r in rankings for b in budgets):
         keep = _greedy_components(relative if ranking == "lwln" else eigenvalues, neurons, int(budget))
-        coded = test_tokens.clone()
-        for (start, stop, width), mean, vh, k in zip(layout.layers, means, bases, keep):
-            x = test_tokens[:, start:stop, :width] - mean
-            coded[:, start:stop, :width] = mean + x @ vh[:k].T @ vh[:k]
-        decoded = detokenize(zoo.arch, coded, test.table)
+        decoded = detokenize(zoo.arch, _linear_code(layout, test_tokens, means, bases, keep)[1], test.table)
         accuracy = score_population(decoded, dataset.x_test, dataset.y_test)["accuracy"].mean().item()
         quality = reconstruction_r2(zoo.arch, decoded.to_vector(), target, mean_vector)
         rows.append({"ranking": ranking, "d": int(budget), "kept_per_layer": keep, "r2": quality["r2"], "reconstructed_accuracy": accuracy,
@@ -544,14 +551,20 @@ def interpolation_accuracy(model: HyperAutoencoder,  # the autoencoder
                            dataset: Dataset,         # test inputs and labels
                            pairs: int = 10,          # lines walked (at most M // 2)
                            alphas=(0.0, 0.25, 0.5, 0.75, 1.0)  # positions along each line
-                           ) -> dict | None:         # mean accuracy per alpha, the endpoints' original accuracy, midpoint ratio
+                           ) -> dict | None:         # mean accuracy per alpha, the endpoints' original accuracy, midpoint ratio and spread
     "Mean test accuracy of the models decoded along straight lines between pairs of embeddings."
     n = min(pairs, len(z) // 2)
     if n == 0: return None
-    score = lambda lines: score_population(detokenize(arch, decode_tokens(model, lines)), dataset.x_test, dataset.y_test)["accuracy"]
-    scores, middle = _walk_lines(z[0:2 * n:2], z[1:2 * n:2], alphas, score)
+    decoded = lambda codes: detokenize(arch, decode_tokens(model, codes))
+    score = lambda lines: score_population(decoded(lines), dataset.x_test, dataset.y_test)["accuracy"]
+    first, second = z[0:2 * n:2], z[1:2 * n:2]
+    scores, middle = _walk_lines(first, second, alphas, score)
     endpoints = float(np.asarray(accuracy, dtype=float)[:2 * n].mean())
-    return {"pairs": n, "alphas": list(alphas), "accuracy": scores, "endpoint_original_accuracy": endpoints, "midpoint_ratio": scores[middle] / endpoints}
+    alpha = alphas[middle]
+    spread = (pairwise_weight_distance(decoded((1 - alpha) * first + alpha * second)) / pairwise_weight_distance(decoded(z[:2 * n]))
+              if n > 1 else None)   # midpoints of different lines, against their endpoints: near 0 when every line meets one model
+    return {"pairs": n, "alphas": list(alphas), "accuracy": scores, "endpoint_original_accuracy": endpoints, "midpoint_ratio": scores[middle] / endpoints,
+            "midpoint_spread": spread}
 
 # %% ../nbs/07_train.ipynb #301f1ad9
 def write_bundle(trainer: Trainer, data_root=None) -> Path:
@@ -714,7 +727,8 @@ def split_lines(metrics: dict  # a bundle's metrics.json
         i = metrics["interpolation"]
         lines.append(f"interpolation between {i['pairs']} pairs of unseen models, accuracy at alpha "
                      + " ".join(f"{a:g}" for a in i["alphas"]) + ": " + " ".join(f"{a:.3f}" for a in i["accuracy"])
-                     + f" (originals {i['endpoint_original_accuracy']:.3f}; midpoint ratio {i['midpoint_ratio']:.2f})")
+                     + f" (originals {i['endpoint_original_accuracy']:.3f}; midpoint ratio {i['midpoint_ratio']:.2f}"
+                     + (f", midpoint spread {i['midpoint_spread']:.2f}" if i.get("midpoint_spread") is not None else "") + ")")
     for ranking, c in metrics["linear_code"].items():
         lines.append(f"linear (PCA) code of the same {metrics['code_size']} numbers on unseen models, components by {ranking}: "
                      f"R2 {c['r2']:.3f}, reconstructed accuracy {c['reconstructed_accuracy']:.3f}")
@@ -769,6 +783,39 @@ def interpolation_yardstick(zoo: Zoo,                           # the zoo (lines
     return {"pairs": n, "alphas": list(alphas), "endpoint_original_accuracy": endpoints,
             "frame": frame, "frame_midpoint_ratio": frame[middle] / endpoints,
             "weight_matched": matched, "weight_matched_midpoint_ratio": matched[middle] / endpoints}
+
+# %% ../nbs/07_train.ipynb #066b0476
+def linear_code_residual(zoo: Zoo,                            # the zoo (its train, val and test splits)
+                         budget: int,                         # numbers per model of the variance-ranked linear code
+                         alphas=(1e1, 1e2, 1e3, 1e4, 1e5),   # ridge penalties (on standardised coefficients)
+                         epoch: int | None = None,            # checkpoint to use (None: the last)
+                         device=None,                         # None: cuda when available
+                         reference: Population | None = None  # a canonical frame to align every model to first (a bundle's)
+                         ) -> pd.DataFrame:                   # one row per penalty (inf first: the linear code alone): train, val, test R2
+    "Weight R2 of the linear code of `budget` numbers plus a ridge prediction of what it drops from what it keeps, per split."
+    population = zoo.population(zoo.last_epoch if epoch is None else epoch, default_device(device))
+    if reference is not None: population = align_to(reference.to(population.device), population)
+    splits = {name: population.split(name) for name in ("train", "val", "test")}
+    if not all(len(p) for p in splits.values()): raise HyperrepError(f"zoo {zoo.path} needs models in its train, val and test splits")
+    layout = TokenLayout(zoo.arch)
+    means, bases, eigenvalues = layer_pca(layout.widths, tokenize(splits["train"]))
+    keep = _greedy_components(eigenvalues, [n for n, _ in layout.widths], int(budget))
+    coded = {name: _linear_code(layout, tokenize(p), means, bases, keep) for name, p in splits.items()}
+    targets = {name: p.to_vector().double() for name, p in splits.items()}
+    kept = {name: tokens_to_vectors(layout, tokens).double() for name, (_, tokens) in coded.items()}
+    codes = {name: code.double() for name, (code, _) in coded.items()}
+    centre, scale = codes["train"].mean(0), codes["train"].std(0).clamp_min(1e-12)
+    x = {name: (code - centre) / scale for name, code in codes.items()}
+    dropped = targets["train"] - kept["train"]
+    offset = dropped.mean(0)
+    gram = x["train"] @ x["train"].T                   # dual ridge: [train, train], cheaper than [d, d] when d > train models
+    mean_vector = splits["train"].to_vector().mean(0).double()
+    r2 = lambda name, predicted: reconstruction_r2(zoo.arch, predicted, targets[name], mean_vector)["r2"]
+    rows = [{"alpha": float("inf"), **{name: r2(name, kept[name]) for name in splits}}]
+    for alpha in alphas:
+        dual = torch.linalg.solve(gram + alpha * torch.eye(len(gram), dtype=gram.dtype, device=gram.device), dropped - offset)
+        rows.append({"alpha": float(alpha), **{name: r2(name, kept[name] + offset + x[name] @ (x["train"].T @ dual)) for name in splits}})
+    return pd.DataFrame(rows).assign(d=sum(n * k for (n, _), k in zip(layout.widths, keep)))
 
 # %% ../nbs/07_train.ipynb #decfc340
 def bench_ae(preset: str = "cpu",     # autoencoder preset (`AE_PRESETS`)
