@@ -809,7 +809,7 @@ def linear_code_residual(zoo: Zoo,                            # the zoo (its tra
     dropped = targets["train"] - kept["train"]
     offset = dropped.mean(0)
     gram = x["train"] @ x["train"].T                   # dual ridge: [train, train], cheaper than [d, d] when d > train models
-    mean_vector = splits["train"].to_vector().mean(0).double()
+    mean_vector = targets["train"].mean(0)                # the R2 reference: the train split's mean model
     r2 = lambda name, predicted: reconstruction_r2(zoo.arch, predicted, targets[name], mean_vector)["r2"]
     rows = [{"alpha": float("inf"), **{name: r2(name, kept[name]) for name in splits}}]
     for alpha in alphas:
