@@ -6,7 +6,7 @@
 from __future__ import annotations
 import argparse, json, os, sys, time
 from pathlib import Path
-from .core import HyperrepError, stage, check_disk
+from .core import HyperrepError, stage, check_disk, retain_freed_memory
 
 # %% auto #0
 __all__ = ['ARCH_SPEC_BYTES', 'ARCH_SPEC_DEPTH', 'main', 'build_parser']
@@ -16,6 +16,7 @@ def main(argv: list[str] | None = None  # arguments (None: sys.argv[1:])
          ) -> int:
     "Entry point of the `hyperrep` command."
     args = build_parser().parse_args(argv)
+    retain_freed_memory()   # CPU training reuses freed blocks instead of faulting them in again each step
     try: args.run(args)
     except HyperrepError as error:
         sys.stderr.write(f"error: {error}\n")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #1deb4e52
 from __future__ import annotations
-import json, math, os, shutil, sys, tempfile, threading, time
+import ctypes, functools, json, math, os, platform, shutil, sys, tempfile, threading, time
 from contextlib import contextmanager
 from pathlib import Path
 import torch
@@ -12,10 +12,11 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 # %% auto #0
-__all__ = ['MEMORY_HEADROOM', 'HyperrepError', 'default_device', 'in_test', 'meta_dataset_name', 'keep_torch_threads', 'timed',
-           'count_flops', 'matmul_flops_per_s', 'nearest_rows', 'stage', 'available_memory', 'format_bytes',
-           'check_memory', 'check_disk', 'resident_bytes', 'PeakMemory', 'atomic_write_bytes', 'write_json',
-           'read_json', 'json_depth', 'save_tensors', 'load_tensors', 'tensor_metadata']
+__all__ = ['MEMORY_HEADROOM', 'MALLOC_TRIM_THRESHOLD', 'MALLOC_MMAP_THRESHOLD', 'HyperrepError', 'default_device', 'in_test',
+           'meta_dataset_name', 'keep_torch_threads', 'timed', 'count_flops', 'matmul_flops_per_s', 'nearest_rows',
+           'stage', 'available_memory', 'format_bytes', 'check_memory', 'check_disk', 'resident_bytes', 'PeakMemory',
+           'retain_freed_memory', 'atomic_write_bytes', 'write_json', 'read_json', 'json_depth', 'save_tensors',
+           'load_tensors', 'tensor_metadata']
 
 # %% ../nbs/00_core.ipynb #94a9b8f9
 class HyperrepError(Exception):
@@ -213,6 +214,16 @@ class PeakMemory:
         else:
             self.running = False; self.thread.join()
             self.peak = max(self.peak, resident_bytes() - self.start)
+
+# %% ../nbs/00_core.ipynb #e81b93a6
+MALLOC_TRIM_THRESHOLD, MALLOC_MMAP_THRESHOLD = -1, -3   # glibc `mallopt` parameters (malloc.h)
+
+@functools.cache
+def retain_freed_memory() -> bool:  # whether glibc took the settings (False elsewhere: nothing changed)
+    "Let glibc keep freed blocks up to 32 MiB (and up to 1 GiB of free heap) for reuse instead of returning them to the kernel."
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc": return False
+    mallopt = ctypes.CDLL(None).mallopt
+    return bool(mallopt(MALLOC_MMAP_THRESHOLD, 32 * 2**20)) and bool(mallopt(MALLOC_TRIM_THRESHOLD, 2**30))
 
 # %% ../nbs/00_core.ipynb #b44a10f0
 def _temporary(path: Path) -> tuple[int, str]:

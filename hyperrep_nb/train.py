@@ -18,7 +18,7 @@ from sklearn.linear_model import RidgeCV
 from sklearn.metrics import r2_score
 from tqdm.auto import tqdm
 from fastcore.basics import patch
-from .core import HyperrepError, default_device, meta_dataset_name, write_json, read_json, save_tensors, load_tensors, timed, count_flops, matmul_flops_per_s, check_memory
+from .core import HyperrepError, default_device, meta_dataset_name, write_json, read_json, save_tensors, load_tensors, timed, count_flops, matmul_flops_per_s, check_memory, retain_freed_memory
 from .arch import Architecture, Population, score_population, population_forward, split_rows
 from .data import Dataset, save_dataset, dataset_for
 from .zoo import Zoo
@@ -424,6 +424,7 @@ def fit(self: Trainer, progress: bool = True,          # show a progress bar
         until: int | None = None):            # stop after this epoch (None: config.epochs); rerun to continue
     "Train to `config.epochs` (or `until`), validating and checkpointing every `eval_every` epochs."
     target = min(self.config.epochs, until or self.config.epochs)
+    if self.device.type == "cpu": retain_freed_memory()
     bar = tqdm(range(self.state["epoch"] + 1, target + 1), disable=not progress or self.rank != 0, unit="epoch", leave=False, desc=self.out.name)
     for epoch in bar:
         started = time.perf_counter()
@@ -828,6 +829,7 @@ def bench_ae(preset: str = "cpu",     # autoencoder preset (`AE_PRESETS`)
     "Training samples/s (with the config's behavioural and interpolation terms), its share of the device's matmul throughput, and encode+decode models/s of an autoencoder preset on paper-CNN tokens."
     from hyperrep_nb.arch import paper_cnn
     device = default_device(device)
+    retain_freed_memory()                                             # as `Trainer.fit` does on cpu
     config = ae_config(preset, **overrides, **({} if behaviour is None else {"behaviour": behaviour}))
     arch, layout = paper_cnn(), TokenLayout(paper_cnn())
     population = Population.init(arch, range(models), device=device)

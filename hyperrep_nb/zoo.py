@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from fastcore.basics import patch
-from .core import HyperrepError, default_device, meta_dataset_name, write_json, read_json, save_tensors, load_tensors, timed, count_flops, matmul_flops_per_s, available_memory, check_memory, format_bytes, MEMORY_HEADROOM
+from .core import HyperrepError, default_device, meta_dataset_name, write_json, read_json, save_tensors, load_tensors, timed, count_flops, matmul_flops_per_s, available_memory, check_memory, format_bytes, MEMORY_HEADROOM, retain_freed_memory
 from .arch import Act, Architecture, Population, paper_cnn, mlp, SCORING_BUDGET, population_forward, score_population, ACTIVATIONS, INIT_SCHEMES
 from .data import Dataset, TABULAR, load_dataset, split_shift, save_dataset, read_dataset, dataset_for
 
@@ -212,6 +212,7 @@ def fit_population(population: Population,        # models to train (their param
     "Train every model of `population` with its own data order and Adam state, all models at once."
     device, arch = population.device, population.arch
     _check_trainable(population, dataset)
+    if device.type == "cpu": retain_freed_memory()
     models, n = len(population), dataset.n_train
     chunk_size = chunk_size or (models if device.type == "cuda" else 64)
     x, y = dataset.x_train.to(device), dataset.y_train.to(device)
@@ -582,6 +583,7 @@ def bench_zoo_train(models: int = 64,           # population size
                     ) -> dict:
     "Model-steps per second of the batched trainer and of a one-model-at-a-time loop, on the same work."
     device = default_device(device)
+    retain_freed_memory()                       # as `fit_population` does, for both trainers
     data = load_dataset("digits", device=device)
     arch = paper_cnn()
     start = Population.init(arch, range(models), device=device)
@@ -622,6 +624,7 @@ def bench_zoo_eval(models: int = 64,     # population size
                    ) -> dict:
     "Model-images per second of batched evaluation and of evaluating one `nn.Module` at a time, on the digits test set."
     device = default_device(device)
+    retain_freed_memory()
     data = load_dataset("digits", device=device)
     population = Population.init(paper_cnn(), range(models), device=device)
     modules = population.modules()
