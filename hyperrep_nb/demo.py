@@ -16,7 +16,7 @@ from .arch import Population, split_rows
 from .data import load_dataset
 from .zoo import Zoo, zoo_config, train_zoo
 from .model import AEConfig, ae_config
-from .train import train_hyperrep, HyperRepresentation
+from .train import train_hyperrep, train_hyperrep_job, HyperRepresentation
 from .sampling import SAMPLERS, fit_sampler, sample_population
 from .experiments import (transfer_experiment, unseen_zoo_experiment, unseen_architecture_experiment, summarize_runs,
                                      summarize_steps, compare_runs, training_models, reconstruction_drift, summarize_drift,
@@ -79,13 +79,6 @@ def generated_populations(bundle: HyperRepresentation,   # the LWLN hyper-repres
     populations["seen"] = seen.split("train")
     return populations, timings
 
-# %% ../nbs/10_demo.ipynb #2ddbeda7
-def _train_one(job: tuple):
-    "Train one autoencoder on the cpu with a given number of threads (a worker process's job; the bundle lands on disk)."
-    zoo_path, out, config, window, threads, progress = job
-    torch.set_num_threads(threads)
-    train_hyperrep(zoo_path, out, AEConfig.from_dict(config), window, "cpu", progress=progress)
-
 # %% ../nbs/10_demo.ipynb #1d858c1f
 def train_autoencoders(zoo: Zoo,                       # the zoo
                        out: Path,                      # each bundle goes to out / name
@@ -99,7 +92,7 @@ def train_autoencoders(zoo: Zoo,                       # the zoo
     if device.type == "cpu" and len(configs) > 1 and threads >= len(configs):
         jobs = [(str(zoo.path), str(out / name), config.to_dict(), tuple(window), threads // len(configs), progress)
                 for name, config in configs.items()]
-        with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool: list(pool.map(_train_one, jobs))
+        with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool: list(pool.map(train_hyperrep_job, jobs))
         return {name: HyperRepresentation(out / name, device) for name in configs}
     return {name: train_hyperrep(zoo, out / name, config, window, device, progress=progress) for name, config in configs.items()}
 
@@ -303,6 +296,7 @@ def split_table(results: dict) -> pd.DataFrame:
                                           "identified in predictions": identified.get("predictions"), "chance": identified.get("chance")}
         interpolation, linear = bundle["interpolation"], bundle["linear_code"].values()
         columns[f"{name} test"].update({"interpolation midpoint ratio": interpolation["midpoint_ratio"] if interpolation else None,
+                                        "interpolation midpoint spread": interpolation.get("midpoint_spread") if interpolation else None,
                                         f"linear code R2 ({bundle['code_size']} numbers)": max(c["r2"] for c in linear),
                                         "linear code accuracy": max(c["reconstructed_accuracy"] for c in linear)})
     return pd.DataFrame(columns)

@@ -32,8 +32,8 @@ __all__ = ['BUNDLE_FORMAT', 'MAX_GRAD_NORM', 'zoo_samples', 'reconstruction_r2',
            'token_logits', 'behaviour_loss', 'interpolation_loss', 'interpolation_term', 'autoencoder_memory',
            'Trainer', 'LossModule', 'gather_rows', 'training_views', 'linear_code_yardstick', 'pca_latent_sizes',
            'property_probe', 'split_quality', 'interpolation_accuracy', 'write_bundle', 'distributed', 'train_hyperrep',
-           'HyperRepresentation', 'split_lines', 'describe_bundle', 'interpolation_yardstick', 'linear_code_residual',
-           'bench_ae']
+           'train_hyperrep_job', 'HyperRepresentation', 'split_lines', 'describe_bundle', 'interpolation_yardstick',
+           'linear_code_residual', 'bench_ae']
 
 # %% ../nbs/07_train.ipynb #9d53b545
 def zoo_samples(zoo: Zoo,                    # the zoo to learn from
@@ -645,6 +645,14 @@ def train_hyperrep(zoo: Zoo | str | Path,    # the zoo (or its folder)
         if trainer.rank == 0: write_bundle(trainer, data_root)
         if trainer.world > 1: dist.barrier()
     return HyperRepresentation(out, device)
+
+# %% ../nbs/07_train.ipynb #7df585e4
+def train_hyperrep_job(job: tuple  # (zoo folder, bundle folder, `AEConfig.to_dict()`, window, cpu threads, progress)
+                       ):
+    "Train one autoencoder on the cpu with the given number of threads; the bundle lands on disk (a worker process's job)."
+    zoo_path, out, config, window, threads, progress = job
+    torch.set_num_threads(threads)
+    train_hyperrep(zoo_path, out, AEConfig.from_dict(config), window, "cpu", progress=progress)
 
 # %% ../nbs/07_train.ipynb #2cc84825
 class HyperRepresentation:
