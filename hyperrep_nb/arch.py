@@ -15,9 +15,9 @@ from fastcore.basics import patch
 from .core import HyperrepError, default_device
 
 # %% auto #0
-__all__ = ['ACTIVATIONS', 'INIT_SCHEMES', 'SCORING_BUDGET', 'Conv', 'Linear', 'MaxPool', 'AvgPool', 'Flatten', 'Act', 'Skip',
-           'layer_from_dict', 'LayerLayout', 'Architecture', 'paper_cnn', 'mlp', 'init_params', 'population_forward',
-           'Population', 'split_rows', 'chunked_logits', 'score_population']
+__all__ = ['ACTIVATIONS', 'INIT_SCHEMES', 'UNFOLD_BYTES', 'SCORING_BUDGET', 'Conv', 'Linear', 'MaxPool', 'AvgPool', 'Flatten',
+           'Act', 'Skip', 'layer_from_dict', 'LayerLayout', 'Architecture', 'paper_cnn', 'mlp', 'init_params',
+           'population_forward', 'Population', 'split_rows', 'chunked_logits', 'score_population']
 
 # %% ../nbs/02_arch.ipynb #f45d54c3
 @dataclass(frozen=True)
@@ -322,10 +322,30 @@ def init_params(arch: Architecture,      # the architecture
     return {name: torch.stack([tensors[i] for tensors in per_model]) for i, name in enumerate(names)}
 
 # %% ../nbs/02_arch.ipynb #e76983bc
+UNFOLD_BYTES = 2 ** 30   # on a GPU, a convolution whose unfolded input fits in this many bytes runs as one batched matmul
+
 def _conv(h, weight, bias, layer: Conv, models: int):
-    "All models' convolution at once; `h` is `[B, M*C, H, W]` in channels-last memory."
+    "All models' convolution at once; `h` is `[B, M*C, H, W]`: one batched matmul on a GPU (`_unfold_conv`), else one grouped convolution in channels-last memory."
+    if h.is_cuda and _unfolded_bytes(h, layer) <= UNFOLD_BYTES: return _unfold_conv(h, weight, bias, layer, models)
     out = F.conv2d(h, weight.reshape(-1, *weight.shape[2:]), bias.reshape(-1), layer.stride, layer.padding, groups=models)
     return out.contiguous(memory_format=torch.channels_last)
+
+# %% ../nbs/02_arch.ipynb #f196a749
+def _unfold_conv(h, weight, bias, layer: Conv, models: int):
+    "All models' convolution as one batched matmul `[M, B*L, C*k*k] @ [M, C*k*k, O]` over the unfolded patches of `h` (`[B, M*C, H, W]`)."
+    batch, _, height, width = h.shape
+    out_channels, patch = weight.shape[1], weight[0, 0].numel()
+    side = lambda n: (n + 2 * layer.padding - layer.kernel) // layer.stride + 1
+    cols = F.unfold(h, layer.kernel, padding=layer.padding, stride=layer.stride)                 # [B, M*C*k*k, L]
+    cols = cols.view(batch, models, patch, -1).permute(1, 0, 3, 2).reshape(models, -1, patch)    # [M, B*L, C*k*k]
+    out = torch.baddbmm(bias.unsqueeze(1), cols, weight.reshape(models, out_channels, patch).transpose(1, 2))  # [M, B*L, O]
+    return out.view(models, batch, side(height), side(width), out_channels).permute(1, 0, 4, 2, 3).reshape(batch, -1, side(height), side(width))
+
+# %% ../nbs/02_arch.ipynb #293b67db
+def _unfolded_bytes(h, layer: Conv) -> int:
+    "Bytes of `h`'s unfolded patches for `layer`."
+    side = lambda n: (n + 2 * layer.padding - layer.kernel) // layer.stride + 1
+    return h.shape[0] * h.shape[1] * layer.kernel ** 2 * side(h.shape[2]) * side(h.shape[3]) * h.element_size()
 
 # %% ../nbs/02_arch.ipynb #b14e33f2
 def _linear(h, weight, bias):

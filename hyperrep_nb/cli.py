@@ -356,6 +356,8 @@ def _add_study(commands):
     _add_sweep_options(study, "scaling.json")
     study.add_argument("--codes", help="';'-separated names of hyperrep_nb.experiments.SCALING_CODES (default: all)")
     study.add_argument("--recipes", default="cpu", help="';'-separated names of hyperrep_nb.experiments.SCALING_RECIPES (default: cpu)")
+    study.add_argument("--preset", default="cpu", help="autoencoder preset every run starts from: cpu (default) or mnist, svhn, cifar10, stl10 (paper Table 8); "
+                                                      "--codes preset keeps its own code")
     study.set_defaults(run=_cmd_study)
 
 # %% ../nbs/90_cli.ipynb #19863e89
@@ -366,7 +368,7 @@ def _cmd_study(args):
     from hyperrep_nb.experiments import scaling_study
     names = lambda text: [v.strip() for v in text.split(";")] if text else None
     overrides = {"epochs": args.epochs} if args.epochs else {}
-    table = scaling_study(Zoo(args.zoo), args.out, names(args.codes), names(args.recipes), args.n, args.device, not args.quiet, **overrides)
+    table = scaling_study(Zoo(args.zoo), args.out, names(args.codes), names(args.recipes), args.n, args.device, not args.quiet, args.preset, **overrides)
     with pd.option_context("display.width", 250, "display.max_columns", 40): print(table.T.to_string())
 
 # %% ../nbs/90_cli.ipynb #d5d2e56d

@@ -72,12 +72,13 @@ def count_flops(fn  # a callable without arguments (e.g. one training step)
 
 # %% ../nbs/00_core.ipynb #b3ce8067
 def matmul_flops_per_s(device: str | torch.device = "cpu",  # where to measure
-                       size: int = 2048,                    # side of the square float32 matrices (bf16 on cuda)
+                       size: int | None = None,             # side of the square float32 matrices, bf16 on cuda (None: 2048 on cpu, 8192 on cuda)
                        repeats: int = 5                     # timed products (after one warm-up)
                        ) -> float:                          # the device's dense matmul throughput
     "Floating-point operations per second of a large square matmul: the yardstick of a benchmark's utilisation."
     device = torch.device(device)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    size = size or (8192 if device.type == "cuda" else 2048)   # a GPU needs a large product to reach its peak
     a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
     a @ b
     seconds = timed(lambda: [a @ b for _ in range(repeats)], device)

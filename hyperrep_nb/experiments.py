@@ -21,13 +21,13 @@ from .evaluate import (finetune_like_zoo, random_init_baseline, summarize, compa
                                   noise_baseline, reference_distances, beats_noise_share, chance_ceiling, NOISE_SCALES, FINETUNE_STEPS)
 
 # %% auto #0
-__all__ = ['POPULATION_FORMAT', 'EVALUATION_SAMPLERS', 'ABLATION_SETTINGS', 'JUDGED_SAMPLERS', 'SCALING_CODES', 'SCALING_RECIPES',
-           'LWLN_BEHAVIOURS', 'save_population', 'load_population', 'save_population_parts', 'iter_population',
-           'population_parts', 'transfer_experiment', 'summarize_runs', 'summarize_steps', 'compare_runs',
-           'unseen_zoo_experiment', 'unseen_architectures', 'place_weights', 'unseen_architecture_experiment',
-           'training_models', 'sampled_populations', 'judge_bundle', 'training_ablation', 'novelty_figures',
-           'study_row', 'study_code', 'scaling_study', 'lwln_comparison', 'lwln_row', 'weight_histograms', 'lwln_table',
-           'reconstruction_drift', 'summarize_drift', 'bench_sample']
+__all__ = ['POPULATION_FORMAT', 'EVALUATION_SAMPLERS', 'ABLATION_SETTINGS', 'JUDGED_SAMPLERS', 'SCALING_CODES', 'PRESET_CODE',
+           'SCALING_RECIPES', 'LWLN_BEHAVIOURS', 'save_population', 'load_population', 'save_population_parts',
+           'iter_population', 'population_parts', 'transfer_experiment', 'summarize_runs', 'summarize_steps',
+           'compare_runs', 'unseen_zoo_experiment', 'unseen_architectures', 'place_weights',
+           'unseen_architecture_experiment', 'training_models', 'sampled_populations', 'judge_bundle',
+           'training_ablation', 'novelty_figures', 'study_row', 'study_code', 'scaling_study', 'lwln_comparison',
+           'lwln_row', 'weight_histograms', 'lwln_table', 'reconstruction_drift', 'summarize_drift', 'bench_sample']
 
 # %% ../nbs/11_experiments.ipynb #583ce224
 POPULATION_FORMAT = "hyperrep-population-2"   # parts; "hyperrep-population-1" (one weights.safetensors) is still read
@@ -343,6 +343,7 @@ SCALING_CODES = {      # the code a model is compressed to (AEConfig fields)
     "tokens 16 linear": {"latent": "tokens", "d_z": 16, "linear_path": True}, "tokens 32 linear": {"latent": "tokens", "d_z": 32, "linear_path": True},
     "tokens pca 768 linear": {"latent": "tokens", "pca_budget": 768, "linear_path": True},     # per-layer sizes where the zoo's PCA
     "tokens pca 1536 linear": {"latent": "tokens", "pca_budget": 1536, "linear_path": True}}  # spends that many numbers
+PRESET_CODE = "preset"   # a code name of `scaling_study`: the preset's own code (the cpu preset's 64-number z, the mnist preset's 700)
 SCALING_RECIPES = {    # what the autoencoder learns to reconstruct, and how (AEConfig fields)
     "cpu": {}, "cpu, plain MSE": {"lwln": False}, "cpu + interpolation": {"interpolation": 0.1},
     "paper: permuted targets": ABLATION_SETTINGS["paper: random permutations, reconstruct views"],
@@ -391,8 +392,8 @@ def study_row(bundle: HyperRepresentation,  # a trained hyper-representation of 
 
 # %% ../nbs/11_experiments.ipynb #6649162d
 def study_code(zoo: Zoo, name: str) -> dict:
-    "The AEConfig fields of a `SCALING_CODES` entry on `zoo`: a `pca_budget` becomes the per-layer `latent_sizes` of the zoo's PCA."
-    code = dict(SCALING_CODES[name])
+    "The AEConfig fields of a `SCALING_CODES` entry (or `PRESET_CODE`) on `zoo`: a `pca_budget` becomes the per-layer `latent_sizes` of the zoo's PCA."
+    code = {} if name == PRESET_CODE else dict(SCALING_CODES[name])
     if "pca_budget" in code: code["latent_sizes"] = pca_latent_sizes(zoo, code.pop("pca_budget"))
     return code
 
@@ -404,23 +405,25 @@ def scaling_study(zoo: Zoo,                 # the zoo (its last epoch and the fo
                   n: int = 50,              # models per sampled population
                   device=None,              # None: cuda when available
                   progress: bool = True,    # a progress bar over the runs
+                  preset: str = "cpu",      # the `AE_PRESETS` entry every run starts from (e.g. "mnist": paper Table 8)
                   **overrides               # further AEConfig fields for every run (e.g. epochs=30)
                   ) -> pd.DataFrame:        # one row per code and recipe
     "Train a hyper-representation per code and recipe on a zoo and judge each on seen and unseen models and on what it samples."
     from tqdm.auto import tqdm
     out, device = Path(out), default_device(device)
     codes = list(SCALING_CODES) if codes is None else list(codes)
-    unknown = [c for c in codes if c not in SCALING_CODES] + [r for r in recipes if r not in SCALING_RECIPES]
-    if unknown: raise HyperrepError(f"unknown codes or recipes {unknown}: expected codes {list(SCALING_CODES)}, recipes {list(SCALING_RECIPES)}")
+    unknown = [c for c in codes if c not in (*SCALING_CODES, PRESET_CODE)] + [r for r in recipes if r not in SCALING_RECIPES]
+    if unknown: raise HyperrepError(f"unknown codes or recipes {unknown}: expected codes {[*SCALING_CODES, PRESET_CODE]}, recipes {list(SCALING_RECIPES)}")
     saved = out / "scaling.json"
     rows = read_json(saved) if saved.exists() else {}
     window = (max(1, zoo.last_epoch - 4), zoo.last_epoch)
     runs = [(code, recipe) for recipe in recipes for code in codes]
     for code, recipe in tqdm(runs, disable=not progress, unit="run", desc=f"{len(zoo)} models"):
-        config = ae_config("cpu", **{**SCALING_RECIPES[recipe], **study_code(zoo, code), **overrides})
-        key = f"{len(zoo)} models | {code} | {recipe} | {config.epochs} epochs"
+        config = ae_config(preset, **{**SCALING_RECIPES[recipe], **study_code(zoo, code), **overrides})
+        named = code if preset == "cpu" else f"{preset} preset, {code}"   # the cpu preset's rows keep their names
+        key = f"{len(zoo)} models | {named} | {recipe} | {config.epochs} epochs"
         if key in rows and rows[key]["config"] == config.to_dict(): continue
-        folder = out / f"{len(zoo)}_{list(SCALING_CODES).index(code)}_{list(SCALING_RECIPES).index(recipe)}_{config.epochs}"
+        folder = out / f"{'' if preset == 'cpu' else preset + '_'}{len(zoo)}_{[*SCALING_CODES, PRESET_CODE].index(code)}_{list(SCALING_RECIPES).index(recipe)}_{config.epochs}"
         bundle = train_hyperrep(zoo, folder, config, window, device, progress=False)
         rows[key] = {"config": config.to_dict(), "models": len(zoo), "code": code, "recipe": recipe,
                      "train_s": bundle.metrics["train_seconds"], **study_row(bundle, zoo, n)}

@@ -414,7 +414,8 @@ def nt_xent(a: torch.Tensor,             # [B, D] projections of the first views
         raise HyperrepError(f"expected two [B, D] tensors of one shape, got {list(a.shape)} and {list(b.shape)}")
     B = len(a)
     x = F.normalize(torch.cat([a, b]).float(), dim=1)
-    logits = (x @ x.T / temperature).masked_fill(torch.eye(2 * B, dtype=torch.bool, device=x.device), float("-inf"))
+    with torch.autocast(x.device.type, enabled=False): similarity = x @ x.T   # bf16 autocast would round logits of 10 to 0.06
+    logits = (similarity / temperature).masked_fill(torch.eye(2 * B, dtype=torch.bool, device=x.device), float("-inf"))
     targets = torch.cat([torch.arange(B, 2 * B), torch.arange(B)]).to(x.device)
     return F.cross_entropy(logits, targets)
 

@@ -219,7 +219,7 @@ class Trainer:
         self.layout, self.tokens, self.table = zoo_samples(self.zoo, self.window, self.device)
         self.rows = {s: torch.as_tensor(split_rows(self.table, s), device=self.device) for s in ("train", "val", "test")}
         if len(self.rows["train"]) == 0 or len(self.rows["val"]) == 0:
-            raise HyperrepError(f"zoo {self.zoo.path} needs train and val models; it has {dict(pd.Series(split).value_counts())}")
+            raise HyperrepError(f"zoo {self.zoo.path} needs train and val models; it has {self.table['split'].value_counts().to_dict()}")
         self.reference = canonical_reference(detokenize(self.zoo.arch, self.tokens[self.rows["train"]])) if config.canonical else None
         if self.reference is not None: self.tokens = tokenize(align_to(self.reference, detokenize(self.zoo.arch, self.tokens)))
         self.bank = permutation_bank(self.layout, config.bank_size, seed) if config.permutation == "bank" else None
@@ -277,7 +277,7 @@ def try_resume(self: Trainer) -> bool:
     weights = load_tensors(self.out / "training" / "last.safetensors", self.device)
     self.model.load_state_dict({k[6:]: v for k, v in weights.items() if k.startswith("model.")})
     self.head.load_state_dict({k[5:]: v for k, v in weights.items() if k.startswith("head.")})
-    _load_optimizer_tensors(self.optimizer, load_tensors(self.out / "training" / "optimizer.safetensors", self.device))
+    _load_optimizer_tensors(self.optimizer, load_tensors(self.out / "training" / "optimizer.safetensors", "cpu"))   # moved to the parameters; Adam keeps `step` on cpu
     self.state = {k: saved[k] for k in self.state}
     return True
 
@@ -305,7 +305,7 @@ def train_epoch(self: Trainer, epoch: int) -> dict:
         for k in logged: totals[k] += logged[k]
         batches += 1
     if self.world > 1:   # every rank logged its part of each batch's loss: their sum is the whole batch's
-        summed = torch.tensor(list(totals.values()), dtype=torch.float64)
+        summed = torch.tensor(list(totals.values()), dtype=torch.float64, device=self.device)   # NCCL reduces GPU tensors only
         dist.all_reduce(summed)
         totals = dict(zip(totals, summed.tolist()))
     return {k: v / max(batches, 1) for k, v in totals.items()}
