@@ -25,3 +25,32 @@ def test_every_module_imports_from_a_non_editable_install(tmp_path):
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert Path(report["file"]).resolve().is_relative_to(target.resolve()), report["file"]   # not the checkout
     assert report["imported"] == modules
+
+
+def _module_level_imports(path: Path) -> set[str]:
+    "Top-level names of the modules a file imports at module level (not inside functions)."
+    import ast
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import): names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0: names.add(node.module.split(".")[0])
+    return names
+
+
+def test_the_wheel_requires_every_package_its_modules_import(tmp_path):
+    "A plain `pip install hyperrep_nb` brings what importing it needs (fastcore was once only a dev requirement)."
+    import importlib.metadata, re, zipfile
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
+                   check=True, cwd=tmp_path)
+    wheel, = tmp_path.glob("hyperrep_nb-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = archive.read(next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    canonical = lambda name: re.sub(r"[-_.]+", "-", name).lower()
+    required = {canonical(re.match(r"[A-Za-z0-9._-]+", line.split(":", 1)[1].strip()).group())
+                for line in metadata.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line}
+    imported = set().union(*(_module_level_imports(p) for p in (ROOT / "hyperrep_nb").glob("*.py")))
+    third_party = imported - set(sys.stdlib_module_names) - {"hyperrep_nb", "__future__"}
+    distributions = importlib.metadata.packages_distributions()
+    missing = {name: distributions.get(name) for name in third_party
+               if not {canonical(d) for d in distributions.get(name, [name])} & required}
+    assert not missing, f"imported at module level but not required by the wheel: {missing}"
