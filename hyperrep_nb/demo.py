@@ -23,7 +23,7 @@ from .experiments import (transfer_experiment, unseen_zoo_experiment, unseen_arc
                                      EVALUATION_SAMPLERS)
 from .evaluate import (finetune_like_zoo, random_init_baseline, ensemble_accuracy, summarize, compare, novelty_report, noise_baseline,
                                   average_baseline, gaussian_baseline, latent_noise_baseline, beats_noise_share,
-                                  chance_ceiling, diversity_report, reference_distances, NOISE_SCALES)
+                                  chance_ceiling, diversity_report, reference_distances, predictions, NOISE_SCALES)
 
 # %% auto #0
 __all__ = ['DEMO_CODE', 'DEMO_AE_EPOCHS', 'FULL_EVALUATIONS', 'PAPER_TABLES', 'PAPER_DIFFERENCES', 'generated_populations',
@@ -190,7 +190,8 @@ def _core_results(out: Path, bundle, baseline, zoo: Zoo, n: int, finetune_epochs
     stage = time.perf_counter()
     novelty_names = [k for k in populations if k != "B_T"]
     reference = reference_distances(seen, "seed", aligned=True)     # the same scale for every report: computed once
-    reports = {name: novelty_report(populations[name], seen, dataset, "seed", reference=reference)
+    known = predictions(seen, dataset.x_test)                         # and the seen models' predictions
+    reports = {name: novelty_report(populations[name], seen, dataset, "seed", reference=reference, known=known)
                for name in bar(novelty_names, "novelty", "population")}
     noise, above = pd.concat([reports[k] for k in reports if k.startswith("noise_")]), chance_ceiling(dataset.y_test)
     novelty = {name: {"accuracy_mean": float(r["test_accuracy"].mean()), "max_iou_mean": float(r["max_iou"].mean()),

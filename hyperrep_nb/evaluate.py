@@ -257,8 +257,9 @@ def novelty_report(generated: Population,   # generated models
                    training_runs,           # run id per training model (or a table column name, e.g. "seed")
                    candidates: int = 5,     # raw-nearest candidates for the aligned distances
                    budget: int | None = None, # model-images per forward pass
-                   reference: np.ndarray | None = None  # `reference_distances(training, training_runs, aligned=True)`, when
-                                                        # computed once for many reports (None: computed here)
+                   reference: np.ndarray | None = None,  # `reference_distances(training, training_runs, aligned=True)`, when
+                                                         # computed once for many reports (None: computed here)
+                   known: torch.Tensor | None = None     # `predictions(training, dataset.x_test, budget)`, likewise (None: computed here)
                    ) -> pd.DataFrame:       # one row per generated model
     "Accuracy, distance to the training set (raw, aligned, relative to training runs), error overlap and agreement."
     runs = _runs(training, training_runs)
@@ -267,7 +268,8 @@ def novelty_report(generated: Population,   # generated models
     if reference is None: reference = reference_distances(training, runs, aligned=True, candidates=candidates)
     reference = np.sort(np.asarray(reference))
     y = dataset.y_test.to(generated.device)
-    predicted, known = predictions(generated, dataset.x_test, budget), predictions(training, dataset.x_test, budget)
+    predicted = predictions(generated, dataset.x_test, budget)
+    known = predictions(training, dataset.x_test, budget) if known is None else known.to(generated.device)
     overlap = error_iou(predicted != y, known != y)
     nearest = torch.tensor(near.nearest_aligned.to_numpy(), device=known.device)
     report = pd.DataFrame({"test_accuracy": (predicted == y).float().mean(1).cpu().numpy().astype(float)})

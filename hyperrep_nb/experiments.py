@@ -18,7 +18,7 @@ from .model import HyperAutoencoder, ae_config
 from .train import decode_tokens, train_hyperrep, HyperRepresentation, pca_latent_sizes
 from .sampling import make_sampler, fit_sampler, sample_population
 from .evaluate import (finetune_like_zoo, random_init_baseline, summarize, compare, ensemble_accuracy, diversity_report, novelty_report,
-                                  noise_baseline, reference_distances, beats_noise_share, chance_ceiling, NOISE_SCALES, FINETUNE_STEPS)
+                                  noise_baseline, reference_distances, predictions, beats_noise_share, chance_ceiling, NOISE_SCALES, FINETUNE_STEPS)
 
 # %% auto #0
 __all__ = ['POPULATION_FORMAT', 'EVALUATION_SAMPLERS', 'ABLATION_SETTINGS', 'JUDGED_SAMPLERS', 'SCALING_CODES', 'PRESET_CODE',
@@ -359,9 +359,9 @@ def novelty_figures(population: Population,  # generated models
     "How far generated models sit from the train split's models, against the spread of those models, and how many beat added noise."
     device = population.device
     dataset, (anchors, top) = zoo.dataset(data_root, device), training_models(zoo, epoch, device)
-    reference = reference_distances(anchors, "seed", aligned=True)
-    report = novelty_report(population, anchors, dataset, "seed", reference=reference)
-    noise = pd.concat([novelty_report(p, anchors, dataset, "seed", reference=reference)
+    reference, known = reference_distances(anchors, "seed", aligned=True), predictions(anchors, dataset.x_test)   # once for every report
+    report = novelty_report(population, anchors, dataset, "seed", reference=reference, known=known)
+    noise = pd.concat([novelty_report(p, anchors, dataset, "seed", reference=reference, known=known)
                        for p in noise_baseline(top, NOISE_SCALES, _generator(seed)).values()])
     return {"novelty_quantile": float(report["reference_quantile"].mean()), "max_iou": float(report["max_iou"].mean()),
             "beats_noise_share": beats_noise_share(report, noise, chance_ceiling(dataset.y_test))}
