@@ -321,9 +321,10 @@ def init_params(arch: Architecture,      # the architecture
     names = list(arch.param_shapes)
     return {name: torch.stack([tensors[i] for tensors in per_model]) for i, name in enumerate(names)}
 
-# %% ../nbs/02_arch.ipynb #e76983bc
+# %% ../nbs/02_arch.ipynb #8e6a3800
 UNFOLD_BYTES = 2 ** 30   # on a GPU, a convolution whose unfolded input fits in this many bytes runs as one batched matmul
 
+# %% ../nbs/02_arch.ipynb #e76983bc
 def _conv(h, weight, bias, layer: Conv, models: int):
     "All models' convolution at once; `h` is `[B, M*C, H, W]`: one batched matmul on a GPU (`_unfold_conv`), else one grouped convolution in channels-last memory."
     if h.is_cuda and _unfolded_bytes(h, layer) <= UNFOLD_BYTES: return _unfold_conv(h, weight, bias, layer, models)
@@ -333,19 +334,18 @@ def _conv(h, weight, bias, layer: Conv, models: int):
 # %% ../nbs/02_arch.ipynb #f196a749
 def _unfold_conv(h, weight, bias, layer: Conv, models: int):
     "All models' convolution as one batched matmul `[M, B*L, C*k*k] @ [M, C*k*k, O]` over the unfolded patches of `h` (`[B, M*C, H, W]`)."
-    batch, _, height, width = h.shape
-    out_channels, patch = weight.shape[1], weight[0, 0].numel()
-    side = lambda n: (n + 2 * layer.padding - layer.kernel) // layer.stride + 1
+    batch, patch = h.shape[0], weight[0, 0].numel()
+    out_channels, height, width = _out_shape(layer, (layer.in_channels, *h.shape[2:]), [])
     cols = F.unfold(h, layer.kernel, padding=layer.padding, stride=layer.stride)                 # [B, M*C*k*k, L]
     cols = cols.view(batch, models, patch, -1).permute(1, 0, 3, 2).reshape(models, -1, patch)    # [M, B*L, C*k*k]
     out = torch.baddbmm(bias.unsqueeze(1), cols, weight.reshape(models, out_channels, patch).transpose(1, 2))  # [M, B*L, O]
-    return out.view(models, batch, side(height), side(width), out_channels).permute(1, 0, 4, 2, 3).reshape(batch, -1, side(height), side(width))
+    return out.view(models, batch, height, width, out_channels).permute(1, 0, 4, 2, 3).reshape(batch, -1, height, width)
 
 # %% ../nbs/02_arch.ipynb #293b67db
 def _unfolded_bytes(h, layer: Conv) -> int:
     "Bytes of `h`'s unfolded patches for `layer`."
-    side = lambda n: (n + 2 * layer.padding - layer.kernel) // layer.stride + 1
-    return h.shape[0] * h.shape[1] * layer.kernel ** 2 * side(h.shape[2]) * side(h.shape[3]) * h.element_size()
+    _, height, width = _out_shape(layer, (layer.in_channels, *h.shape[2:]), [])
+    return h.shape[0] * h.shape[1] * layer.kernel ** 2 * height * width * h.element_size()
 
 # %% ../nbs/02_arch.ipynb #b14e33f2
 def _linear(h, weight, bias):

@@ -216,3 +216,15 @@ def test_ablate_writes_a_resumable_table(zoo, tmp_path):
     assert saved["canonical, reconstruct the model"]["config"]["canonical"] is True
     bad = run("ablate", "--zoo", str(zoo), "--out", str(tmp_path / "other"), "--variants", "mystery", check=False)
     assert bad.returncode == 2 and "unknown ablation variants" in bad.stderr
+
+
+def test_study_starts_every_run_from_a_preset(zoo, tmp_path):
+    "`hyperrep study --preset mnist --codes preset`: the paper's autoencoder with its own 700-number code, judged like any row."
+    out = run("study", "--zoo", str(zoo), "--out", str(tmp_path / "study"), "--preset", "mnist", "--codes", "preset",
+              "--epochs", "1", "--n", "6", "--quiet").stdout
+    assert "12 models | mnist preset, preset | cpu | 1 epochs" in out and "S_KDE30_joint" in out
+    row, = json.loads((tmp_path / "study" / "scaling.json").read_text()).values()
+    assert row["config"]["d_z"] == 700 and row["config"]["permutation"] == "random" and row["code_size"] == 700
+    assert [p.name for p in (tmp_path / "study").iterdir() if p.is_dir()] == ["mnist_12_9_0_1"]
+    bad = run("study", "--zoo", str(zoo), "--out", str(tmp_path / "other"), "--codes", "mystery", check=False)
+    assert bad.returncode == 2 and "unknown codes or recipes ['mystery']" in bad.stderr and "'preset'" in bad.stderr
