@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None  # arguments (None: sys.argv[1:])
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted; rerun the same command to continue where it stopped\n")
         return 130
+    except BrokenPipeError:   # whoever read the output stopped reading (`| head -1`): end quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # so the interpreter's last flush cannot fail again
+        return 1
     return 0
 
 # %% ../nbs/90_cli.ipynb #eb2a4dfc

@@ -97,3 +97,13 @@ def test_every_bad_setting_is_one_line_exit_2_nothing_written(tmp_path, capsys, 
     err = capsys.readouterr().err
     assert status == 2 and err.startswith("error: ") and field in err and err.count("\n") == 1 and "Traceback" not in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_reader_that_stops_early_gets_no_traceback():
+    "`hyperrep bench zoo | head -1`: when the output's reader is gone, the command ends quietly with status 1."
+    process = subprocess.Popen([HYPERREP, "bench", "zoo", "--models", "4", "--steps", "1", "--device", "cpu", "--quiet"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()                       # gone before the command prints its first line
+    assert process.wait(timeout=300) == 1
+    stderr = process.stderr.read().decode()
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
