@@ -14,14 +14,15 @@ mkdir -p "$results" "$work"
 started=$(date +%s)
 left() { echo $(( budget - ($(date +%s) - started) )); }
 log() { echo "[$(( $(date +%s) - started )) s] $*" | tee -a "$results/log.txt"; }
-run() { local limit=$1; shift; log "$*"; timeout "$limit" $hyperrep "$@" 2>&1 | tee -a "$results/log.txt"; log "exit ${PIPESTATUS[0]}"; }
+run() { local limit=$1; shift; log "$*"; timeout "$limit" $hyperrep "$@" 2>&1 | tee -a "$results/log.txt"; local status=${PIPESTATUS[0]}; log "exit $status"; return "$status"; }
 
 log "device $device, $models models, ${budget} s"
 run 120 bench zoo --device "$device" --quiet | grep '^{' >> "$results/bench.jsonl"
 run 60 bench ae --device "$device" --quiet | grep '^{' >> "$results/bench.jsonl"
 run 90 bench ae --preset mnist --models "$models" --steps 20 --device "$device" --quiet | grep '^{' | tee -a "$results/bench.jsonl" > "$work/mnist_bench.json"
 zoo_started=$(date +%s)
-run $(( $(left) - 120 )) zoo --models "$models" --out "$work/zoo" --device "$device" --quiet
+run $(( $(left) - 120 )) zoo --models "$models" --out "$work/zoo" --device "$device" --quiet \
+  || { log "the zoo did not finish in the time left: no autoencoder on a partial zoo (give more SECONDS; rerunning resumes it in WORK)"; exit 1; }
 log "zoo took $(( $(date +%s) - zoo_started )) s"
 # Epochs that fit: the measured training rate over the train split's samples (70% of the models x 5 checkpoints),
 # keeping 90 s for the judging and a sixth for validations and the rate's error.
