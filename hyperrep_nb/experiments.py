@@ -411,9 +411,9 @@ def scaling_study(zoo: Zoo,                 # the zoo (its last epoch and the fo
     "Train a hyper-representation per code and recipe on a zoo and judge each on seen and unseen models and on what it samples."
     from tqdm.auto import tqdm
     out, device = Path(out), default_device(device)
-    codes = list(SCALING_CODES) if codes is None else list(codes)
-    unknown = [c for c in codes if c not in (*SCALING_CODES, PRESET_CODE)] + [r for r in recipes if r not in SCALING_RECIPES]
-    if unknown: raise HyperrepError(f"unknown codes or recipes {unknown}: expected codes {[*SCALING_CODES, PRESET_CODE]}, recipes {list(SCALING_RECIPES)}")
+    codes, known_codes = list(SCALING_CODES) if codes is None else list(codes), [*SCALING_CODES, PRESET_CODE]
+    unknown = [c for c in codes if c not in known_codes] + [r for r in recipes if r not in SCALING_RECIPES]
+    if unknown: raise HyperrepError(f"unknown codes or recipes {unknown}: expected codes {known_codes}, recipes {list(SCALING_RECIPES)}")
     saved = out / "scaling.json"
     rows = read_json(saved) if saved.exists() else {}
     window = (max(1, zoo.last_epoch - 4), zoo.last_epoch)
@@ -423,7 +423,7 @@ def scaling_study(zoo: Zoo,                 # the zoo (its last epoch and the fo
         named = code if preset == "cpu" else f"{preset} preset, {code}"   # the cpu preset's rows keep their names
         key = f"{len(zoo)} models | {named} | {recipe} | {config.epochs} epochs"
         if key in rows and rows[key]["config"] == config.to_dict(): continue
-        folder = out / f"{'' if preset == 'cpu' else preset + '_'}{len(zoo)}_{[*SCALING_CODES, PRESET_CODE].index(code)}_{list(SCALING_RECIPES).index(recipe)}_{config.epochs}"
+        folder = out / f"{'' if preset == 'cpu' else preset + '_'}{len(zoo)}_{known_codes.index(code)}_{list(SCALING_RECIPES).index(recipe)}_{config.epochs}"
         bundle = train_hyperrep(zoo, folder, config, window, device, progress=False)
         rows[key] = {"config": config.to_dict(), "models": len(zoo), "code": code, "recipe": recipe,
                      "train_s": bundle.metrics["train_seconds"], **study_row(bundle, zoo, n)}
