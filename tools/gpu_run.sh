@@ -22,7 +22,7 @@ run 60 bench ae --device "$device" --quiet | grep '^{' >> "$results/bench.jsonl"
 run 90 bench ae --preset mnist --models "$models" --steps 20 --device "$device" --quiet | grep '^{' | tee -a "$results/bench.jsonl" > "$work/mnist_bench.json"
 zoo_started=$(date +%s)
 run $(( $(left) - 120 )) zoo --models "$models" --out "$work/zoo" --device "$device" --quiet \
-  || { log "the zoo did not finish in the time left: no autoencoder on a partial zoo (give more SECONDS; rerunning resumes it in WORK)"; exit 1; }
+  || { log "the zoo did not finish in the time left: no autoencoder on a partial zoo (give more SECONDS; with WORK set to the same folder, a rerun resumes the zoo)"; exit 1; }
 log "zoo took $(( $(date +%s) - zoo_started )) s"
 # Epochs that fit: the measured training rate over the train split's samples (70% of the models x 5 checkpoints),
 # keeping 90 s for the judging and a sixth for validations and the rate's error.
