@@ -20,9 +20,10 @@ from .data import Dataset, TABULAR, load_dataset, split_shift, save_dataset, rea
 # %% auto #0
 __all__ = ['ZOO_PRESETS', 'ZOO_FORMAT', 'METRICS', 'ZooConfig', 'zoo_config', 'dataset_channels', 'dataset_input_shape',
            'zoo_architecture', 'check_architecture_fits', 'model_splits', 'epoch_order', 'epoch_metrics',
-           'fit_population', 'Zoo', 'write_zoo_epoch', 'train_zoo', 'existing_zoo', 'zoo_dataset', 'zoo_meta',
-           'zoo_memory', 'zoo_chunk_size', 'shard_blocks', 'ray_session', 'train_shard', 'merge_shards',
-           'train_zoo_on_ray', 'shard_config', 'bench_zoo_ray', 'describe_zoo', 'bench_zoo_train', 'bench_zoo_eval']
+           'trained_epoch_metrics', 'fit_population', 'Zoo', 'write_zoo_epoch', 'train_zoo', 'existing_zoo',
+           'zoo_dataset', 'zoo_meta', 'zoo_memory', 'zoo_chunk_size', 'shard_blocks', 'ray_session', 'train_shard',
+           'merge_shards', 'train_zoo_on_ray', 'shard_config', 'bench_zoo_ray', 'describe_zoo', 'bench_zoo_train',
+           'bench_zoo_eval']
 
 # %% ../nbs/03_zoo.ipynb #7cb4b088
 @dataclass
@@ -146,14 +147,27 @@ def epoch_metrics(population: Population, dataset: Dataset) -> dict[str, torch.T
     return {"train_loss": train["loss"], "train_accuracy": train["accuracy"],
             "test_loss": test["loss"], "test_accuracy": test["accuracy"]}
 
+# %% ../nbs/03_zoo.ipynb #c5b936c7
+def trained_epoch_metrics(population: Population,  # the models after the epoch
+                          dataset: Dataset,          # their data
+                          running: torch.Tensor      # `[M, 2]`: each model's loss and correct count summed over the epoch's batches
+                          ) -> dict[str, torch.Tensor]:
+    "An epoch's metrics after training: train loss and accuracy as running means over its batches, test ones evaluated."
+    test = score_population(population, dataset.x_test, dataset.y_test)
+    train = running.to(test["loss"].device) / dataset.n_train
+    return {"train_loss": train[:, 0], "train_accuracy": train[:, 1], "test_loss": test["loss"], "test_accuracy": test["accuracy"]}
+
 # %% ../nbs/03_zoo.ipynb #c2c8bb47
-def _chunk_step(arch, params, optimizer, x, y):
+def _chunk_step(arch, params, optimizer, x, y) -> torch.Tensor:  # `[m, 2]`: each model's summed loss and correct count on its batch
     "One optimisation step of a chunk of models on their own batches `x [m, B, ...]`."
     logits = population_forward(arch, params, x)
     loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum") / y.shape[1]
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
+    with torch.no_grad():
+        per_image = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(y.shape)
+        return torch.stack([per_image.sum(1), (logits.argmax(-1) == y).sum(1).to(per_image.dtype)], 1)
 
 # %% ../nbs/03_zoo.ipynb #5cc09369
 def _adam_state(optimizer, params) -> dict[str, torch.Tensor]:
@@ -222,20 +236,21 @@ def fit_population(population: Population,        # models to train (their param
     bar = tqdm(total=(epochs - start_epoch) * steps * models, disable=not progress, unit="model-step", leave=False)
     for epoch in range(start_epoch + 1, epochs + 1):
         orders = torch.stack([epoch_order(s, epoch, n) for s in seeds]).to(device)
+        running = torch.zeros(models, 2, device=device, dtype=next(iter(params.values())).dtype)
         for m0 in range(0, models, chunk_size):
             chunk = {k: v[m0:m0 + chunk_size].clone().requires_grad_() for k, v in params.items()}
             optimizer = torch.optim.Adam(chunk.values(), lr=lr, weight_decay=weight_decay, foreach=True)
             _load_adam_state(optimizer, chunk, {k: v[m0:m0 + chunk_size] for k, v in state.items()})
             for step in range(steps):
                 index = orders[m0:m0 + chunk_size, step * batch_size:(step + 1) * batch_size]
-                _chunk_step(arch, chunk, optimizer, x[index], y[index])
+                running[m0:m0 + chunk_size] += _chunk_step(arch, chunk, optimizer, x[index], y[index])
                 if on_step is not None and (epoch - 1) * steps + step + 1 in at_steps:
                     _report_step(on_step, (epoch - 1) * steps + step + 1, arch, chunk, population.table.iloc[m0:m0 + index.shape[0]], m0)
                 bar.update(index.shape[0])
             for k, v in chunk.items(): params[k][m0:m0 + chunk_size] = v.detach()
             for k, v in _adam_state(optimizer, chunk).items(): state[k][m0:m0 + chunk_size] = v
         trained = Population(arch, params, population.table)
-        metrics = epoch_metrics(trained, dataset)
+        metrics = trained_epoch_metrics(trained, dataset, running)
         bar.set_postfix(epoch=epoch, test_acc=f"{metrics['test_accuracy'].mean():.3f}")
         if on_epoch is not None: on_epoch(epoch, trained, metrics, state)
     bar.close()
