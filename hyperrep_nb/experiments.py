@@ -414,12 +414,12 @@ def scaling_study(zoo: Zoo,                 # the zoo (its last epoch and the fo
     codes, known_codes = list(SCALING_CODES) if codes is None else list(codes), [*SCALING_CODES, PRESET_CODE]
     unknown = [c for c in codes if c not in known_codes] + [r for r in recipes if r not in SCALING_RECIPES]
     if unknown: raise HyperrepError(f"unknown codes or recipes {unknown}: expected codes {known_codes}, recipes {list(SCALING_RECIPES)}")
+    runs = [(code, recipe, ae_config(preset, **{**SCALING_RECIPES[recipe], **study_code(zoo, code), **overrides}))
+            for recipe in recipes for code in codes]   # every config checked before the first run trains
     saved = out / "scaling.json"
     rows = read_json(saved) if saved.exists() else {}
     window = (max(1, zoo.last_epoch - 4), zoo.last_epoch)
-    runs = [(code, recipe) for recipe in recipes for code in codes]
-    for code, recipe in tqdm(runs, disable=not progress, unit="run", desc=f"{len(zoo)} models"):
-        config = ae_config(preset, **{**SCALING_RECIPES[recipe], **study_code(zoo, code), **overrides})
+    for code, recipe, config in tqdm(runs, disable=not progress, unit="run", desc=f"{len(zoo)} models"):
         named = code if preset == "cpu" else f"{preset} preset, {code}"   # the cpu preset's rows keep their names
         key = f"{len(zoo)} models | {named} | {recipe} | {config.epochs} epochs"
         if key in rows and rows[key]["config"] == config.to_dict(): continue
