@@ -115,6 +115,7 @@ def _add_train(commands):
     train.add_argument("--frame", choices=["stored", "canonical"], help="train on models as stored or in the zoo's canonical frame")
     train.add_argument("--behaviour", type=float, help="weight of the behavioural loss (0: off)")
     train.add_argument("--interpolation", type=float, help="weight of the loss on models decoded between two codes (0: off)")
+    train.add_argument("--interpolation-anchor", type=float, help="with --interpolation: weight of those models' distance from the straight line between the weights (0: off)")
     train.add_argument("--behaviour-inputs", choices=["data", "random"], help="query inputs of the behavioural loss")
     train.add_argument("--checkpoint", choices=["val", "last"], help="keep the lowest-validation-loss or the last epoch")
     train.add_argument("--latent", choices=["cls", "tokens", "tokens_scaled"], help="the code: one z (cls) or a latent per token (preset default)")
@@ -135,6 +136,7 @@ def _cmd_train(args):
     canonical = {"canonical": True, "stored": False}.get(args.frame)
     settings = {"epochs": args.epochs, "lwln": False if args.no_lwln else None, "batch_size": args.batch_size, "lr": args.lr, "dropout": args.dropout,
                 "permutation": args.permutation, "target": args.target, "canonical": canonical, "behaviour": args.behaviour, "interpolation": args.interpolation,
+                "interpolation_anchor": args.interpolation_anchor,
                 "behaviour_inputs": args.behaviour_inputs, "checkpoint": args.checkpoint, "latent": args.latent, "d_z": args.d_z,
                 "linear_path": args.linear_path or None}
     config = ae_config(args.preset, **{k: v for k, v in settings.items() if v is not None})

@@ -23,7 +23,7 @@ __all__ = ['FINETUNE_STEPS', 'NOISE_SCALES', 'B_T_SEED', 'finetune', 'finetune_l
            'reference_distances', 'error_iou', 'novelty_report', 'agreement', 'pairwise_weight_distance',
            'pairwise_disagreement', 'diversity_report', 'fidelity', 'identification', 'noise_baseline',
            'average_baseline', 'gaussian_baseline', 'latent_noise_baseline', 'random_init_baseline', 'chance_ceiling',
-           'beats_noise_share']
+           'beats_noise_share', 'beats_noise_by_pool']
 
 # %% ../nbs/09_evaluate.ipynb #88653330
 FINETUNE_STEPS = (10, 30, 100)   # optimisation steps recorded within fine-tuning, besides every epoch (a faster start shows here)
@@ -487,3 +487,23 @@ def beats_noise_share(sampler_points,   # the sampler's models: a `novelty_repor
     covered = np.searchsorted(noise_iou[order], iou, side="right")       # noise models at IoU <= each sampler IoU
     best = np.where(covered > 0, frontier[np.maximum(covered - 1, 0)], -np.inf)
     return float(((accuracy > best) & (accuracy > above)).mean())
+
+# %% ../nbs/09_evaluate.ipynb #2735870d
+def beats_noise_by_pool(sampler_points,           # the sampler's models: a `novelty_report` or `[n, 2]` (accuracy, max_iou)
+                        noise_points: dict,       # the noise baseline per scale: {scale name: points of the same form}
+                        above: float,             # chance ceiling, as for `beats_noise_share`
+                        sizes=(10, 25, 50, 100),  # noise models per scale in a pool (a scale with fewer gives all it has)
+                        draws: int = 20,          # random pools per size
+                        seed: int = 0             # seed of the draws
+                        ) -> pd.DataFrame:        # per size: mean, min and max share over the draws
+    "`beats_noise_share` against random noise pools of a fixed size per scale."
+    if not noise_points or draws < 1 or any(s < 1 for s in sizes):
+        raise HyperrepError(f"expected noise points per scale, draws >= 1 and sizes >= 1, got {len(noise_points)} scales, draws={draws}, sizes={list(sizes)}")
+    rng = np.random.default_rng(seed)
+    scales = [np.stack(_points(p), 1) for p in noise_points.values()]
+    rows = []
+    for size in sizes:
+        shares = [beats_noise_share(sampler_points, np.concatenate([p[rng.choice(len(p), min(size, len(p)), replace=False)] for p in scales]), above)
+                  for _ in range(draws)]
+        rows.append({"per_scale": size, "mean": float(np.mean(shares)), "min": float(np.min(shares)), "max": float(np.max(shares))})
+    return pd.DataFrame(rows)

@@ -18,7 +18,8 @@ from .model import HyperAutoencoder, ae_config
 from .train import decode_tokens, train_hyperrep, HyperRepresentation, pca_latent_sizes
 from .sampling import make_sampler, fit_sampler, sample_population
 from .evaluate import (finetune_like_zoo, random_init_baseline, summarize, compare, ensemble_accuracy, diversity_report, novelty_report,
-                                  noise_baseline, reference_distances, predictions, beats_noise_share, chance_ceiling, NOISE_SCALES, FINETUNE_STEPS)
+                                  noise_baseline, reference_distances, predictions, beats_noise_share, beats_noise_by_pool, chance_ceiling, NOISE_SCALES,
+                                  FINETUNE_STEPS)
 
 # %% auto #0
 __all__ = ['POPULATION_FORMAT', 'EVALUATION_SAMPLERS', 'ABLATION_SETTINGS', 'JUDGED_SAMPLERS', 'SCALING_CODES', 'PRESET_CODE',
@@ -327,7 +328,7 @@ def training_ablation(zoo: Zoo,                  # the zoo (its last epoch and t
     window = (max(1, zoo.last_epoch - 4), zoo.last_epoch)
     for name in tqdm(names, disable=not progress, unit="setting"):
         config = ae_config(preset, **{**ABLATION_SETTINGS[name], **overrides})
-        if name in rows and rows[name]["config"] == config.to_dict(): continue
+        if name in rows and config.matches(rows[name]["config"]): continue
         started = time.perf_counter()
         bundle = train_hyperrep(zoo, out / f"setting_{list(ABLATION_SETTINGS).index(name)}", config, window, device, progress=False)
         train_s = time.perf_counter() - started
@@ -347,7 +348,10 @@ PRESET_CODE = "preset"   # a code name of `scaling_study`: the preset's own code
 SCALING_RECIPES = {    # what the autoencoder learns to reconstruct, and how (AEConfig fields)
     "cpu": {}, "cpu, plain MSE": {"lwln": False}, "cpu + interpolation": {"interpolation": 0.1},
     "paper: permuted targets": ABLATION_SETTINGS["paper: random permutations, reconstruct views"],
-    "cpu + interpolation 0.2": {"interpolation": 0.2}, "cpu + interpolation 0.25": {"interpolation": 0.25}, "cpu + interpolation 0.3": {"interpolation": 0.3}}
+    "cpu + interpolation 0.2": {"interpolation": 0.2}, "cpu + interpolation 0.25": {"interpolation": 0.25}, "cpu + interpolation 0.3": {"interpolation": 0.3},
+    "cpu + interpolation 0.25 anchored 0.3": {"interpolation": 0.25, "interpolation_anchor": 0.3},   # midpoints kept near their lines
+    "cpu + interpolation 0.25 anchored 0.1": {"interpolation": 0.25, "interpolation_anchor": 0.1},
+    "cpu + interpolation 0.25 anchored 0.05": {"interpolation": 0.25, "interpolation_anchor": 0.05}}
 
 # %% ../nbs/11_experiments.ipynb #30e198fb
 def novelty_figures(population: Population,  # generated models
@@ -361,10 +365,12 @@ def novelty_figures(population: Population,  # generated models
     dataset, (anchors, top) = zoo.dataset(data_root, device), training_models(zoo, epoch, device)
     reference, known = reference_distances(anchors, "seed", aligned=True), predictions(anchors, dataset.x_test)   # once for every report
     report = novelty_report(population, anchors, dataset, "seed", reference=reference, known=known)
-    noise = pd.concat([novelty_report(p, anchors, dataset, "seed", reference=reference, known=known)
-                       for p in noise_baseline(top, NOISE_SCALES, _generator(seed)).values()])
+    noise = {name: novelty_report(p, anchors, dataset, "seed", reference=reference, known=known)
+             for name, p in noise_baseline(top, NOISE_SCALES, _generator(seed)).items()}
+    above = chance_ceiling(dataset.y_test)
+    matched = beats_noise_by_pool(report, noise, above, sizes=(len(population),), seed=seed)   # as many noise models per scale as samples
     return {"novelty_quantile": float(report["reference_quantile"].mean()), "max_iou": float(report["max_iou"].mean()),
-            "beats_noise_share": beats_noise_share(report, noise, chance_ceiling(dataset.y_test))}
+            "beats_noise_share": beats_noise_share(report, pd.concat(noise.values()), above), "beats_noise_share_matched": float(matched["mean"].iloc[0])}
 
 # %% ../nbs/11_experiments.ipynb #27ff5a69
 def study_row(bundle: HyperRepresentation,  # a trained hyper-representation of `zoo`
@@ -422,7 +428,7 @@ def scaling_study(zoo: Zoo,                 # the zoo (its last epoch and the fo
     for code, recipe, config in tqdm(runs, disable=not progress, unit="run", desc=f"{len(zoo)} models"):
         named = code if preset == "cpu" else f"{preset} preset, {code}"   # the cpu preset's rows keep their names
         key = f"{len(zoo)} models | {named} | {recipe} | {config.epochs} epochs"
-        if key in rows and rows[key]["config"] == config.to_dict(): continue
+        if key in rows and config.matches(rows[key]["config"]): continue
         folder = out / f"{'' if preset == 'cpu' else preset + '_'}{len(zoo)}_{known_codes.index(code)}_{list(SCALING_RECIPES).index(recipe)}_{config.epochs}"
         bundle = train_hyperrep(zoo, folder, config, window, device, progress=False)
         rows[key] = {"config": config.to_dict(), "models": len(zoo), "code": code, "recipe": recipe,
@@ -450,7 +456,7 @@ def lwln_comparison(zoo: Zoo,                        # the zoo (its last epoch a
     keys = [f"{'LWLN' if lwln else 'plain MSE'} | behaviour {weight:g}" for lwln, weight in runs]
     for key, (lwln, weight) in tqdm(list(zip(keys, runs)), disable=not progress, unit="bundle", desc="LWLN vs plain MSE"):
         config = ae_config("cpu", **{**overrides, "lwln": lwln, "behaviour": weight})
-        if key in rows and rows[key]["config"] == config.to_dict(): continue
+        if key in rows and config.matches(rows[key]["config"]): continue
         bundle = train_hyperrep(zoo, out / f"{'lwln' if lwln else 'mse'}_{weight:g}", config, window, device, progress=False)
         rows[key] = {"config": config.to_dict(), "loss": "LWLN" if lwln else "plain MSE", "behaviour": weight, **lwln_row(bundle, zoo, n)}
         write_json(saved, rows)

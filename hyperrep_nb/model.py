@@ -50,8 +50,10 @@ def _check_ae_config(config) -> None:
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise HyperrepError(f"AEConfig.{name} must be a positive integer, got {value!r}")
-    for name in ("behaviour", "interpolation"):
+    for name in ("behaviour", "interpolation", "interpolation_anchor"):
         if not getattr(config, name) >= 0: raise HyperrepError(f"AEConfig.{name} must be >= 0, got {getattr(config, name)}")
+    if config.interpolation_anchor > 0 and config.interpolation == 0:
+        raise HyperrepError(f"AEConfig.interpolation_anchor={config.interpolation_anchor} weighs a part of the interpolation loss: it needs interpolation > 0")
     if not config.behaviour_temperature > 0:
         raise HyperrepError(f"AEConfig.behaviour_temperature must be positive, got {config.behaviour_temperature}")
 
@@ -94,6 +96,9 @@ class AEConfig:
                                   # (e.g. where a PCA of the zoo spends them: `hyperrep_nb.train.pca_latent_sizes`)
     linear_path: bool = False     # per-token codes: a linear encoder and decoder per layer beside the transformer, started at the
                                   # train split's PCA (`HyperAutoencoder.init_linear_path`), so training starts from the linear code
+    interpolation_anchor: float = 0.0  # with the interpolation loss: weight of each in-between model's (LWLN) squared distance from the
+                                  # same point of the straight line between the two models' weights; keeps the middles of different
+                                  # lines apart, where the interpolation loss alone sends them all to one model (0: off)
 
     def __post_init__(self): _check_ae_config(self)
 
@@ -114,6 +119,14 @@ def from_dict(cls: AEConfig, d: dict  # the output of `to_dict` (unknown keys ar
     missing = [f.name for f in fields(cls) if f.default is MISSING and f.name not in d]
     if missing: raise HyperrepError(f"AEConfig lacks {missing}")
     return cls(**d)
+
+# %% ../nbs/06_model.ipynb #4fefc3f2
+@patch
+def matches(self: AEConfig, saved: dict  # a `to_dict` output, perhaps from before a field was added
+            ) -> bool:
+    "Whether `saved` describes this config, its missing fields taking their defaults."
+    try: return AEConfig.from_dict(saved) == self
+    except HyperrepError: return False
 
 # %% ../nbs/06_model.ipynb #40b16654
 _TABLE8 = dict(dropout=0.1, lr=1e-4, weight_decay=1e-9, temperature=0.1,

@@ -170,14 +170,21 @@ def interpolation_term(arch: Architecture,          # the architecture of the mo
                        layout: TokenLayout,         # its token layout
                        queries: torch.Tensor,       # `[Q, *input_shape]` query inputs shared by all models
                        generator: torch.Generator | None = None,  # draws the points along the lines
-                       temperature: float = 1.0     # softmax temperature
+                       temperature: float = 1.0,    # softmax temperature
+                       anchor: float = 0.0,         # weight of the decoded model's distance from the straight line's point (0: off)
+                       mask: torch.Tensor | None = None,   # `[T, W]` real entries (`TokenLayout.on`), needed with `anchor`
+                       scale: torch.Tensor | None = None   # `[T, W]` per-entry weight (`layer_scale`), needed with `anchor`
                        ):                           # callable(decode, z, targets) -> scalar, for `hyper_loss(interpolation=...)`
     "`hyper_loss`'s interpolation term: each code mixed with its neighbour's in the batch at a random alpha, decoded, against the mixture of the two models' outputs."
+    if anchor > 0 and (mask is None or scale is None): raise HyperrepError("interpolation_term with an anchor needs the token mask and scale")
     def term(decode, z, targets):
         alpha = torch.rand(len(z), generator=generator, device=z.device)
         partner = torch.roll(torch.arange(len(z), device=z.device), 1)            # each model with its neighbour in the batch
         decoded = decode((1 - alpha[:, None]) * z + alpha[:, None] * z[partner])
-        return interpolation_loss(arch, layout, decoded, targets, targets[partner], alpha, queries, temperature)
+        loss = interpolation_loss(arch, layout, decoded, targets, targets[partner], alpha, queries, temperature)
+        if anchor == 0: return loss
+        line = torch.lerp(targets, targets[partner], alpha.view(-1, 1, 1).to(targets.dtype))   # the same point between the weights
+        return loss + anchor * reconstruction_loss(decoded, line, mask, scale)
     return term
 
 # %% ../nbs/07_train.ipynb #8a62b473
@@ -405,7 +412,8 @@ def interpolation(self: Trainer, generator: torch.Generator):
     "The interpolation loss on random points between pairs of this batch's first views' codes (None when its weight is 0)."
     config, arch = self.config, self.zoo.arch
     if config.interpolation == 0: return None
-    return interpolation_term(arch, self.layout, self.batch_queries(generator), generator, config.behaviour_temperature)
+    return interpolation_term(arch, self.layout, self.batch_queries(generator), generator, config.behaviour_temperature,
+                              config.interpolation_anchor, self.mask, self.scale)
 
 # %% ../nbs/07_train.ipynb #61229fa2
 @patch
@@ -761,6 +769,7 @@ def describe_bundle(bundle: HyperRepresentation) -> str:
         lines.insert(4, f"training: permutation {c.permutation}, target {c.target}, frame {m['frame']}, behavioural loss "
                         + (f"{c.behaviour_loss} x {c.behaviour} on {c.behaviour_queries} {c.behaviour_inputs} queries" if c.behaviour else "off")
                         + (f", interpolation loss x {c.interpolation}" if c.interpolation else "")
+                        + (f" anchored x {c.interpolation_anchor}" if c.interpolation and c.interpolation_anchor else "")
                         + (", linear path from the PCA" if c.linear_path else "") + f", kept checkpoint: {c.checkpoint}")
         f = m["fidelity"]
         lines.append(f"{m['split']} fidelity: agreement with own original {f['own_agreement']:.3f}, with other originals "
@@ -849,7 +858,8 @@ def bench_ae(preset: str = "cpu",     # autoencoder preset (`AE_PRESETS`)
     queries = torch.randn(config.behaviour_queries, *arch.input_shape, device=device)
     behaviour_term = lambda decoded, targets: behaviour_loss(arch, layout, decoded[:len(batch)], targets[:len(batch)], queries, config.behaviour_loss,
                                                              config.behaviour_temperature)
-    interpolation = interpolation_term(arch, layout, queries, None, config.behaviour_temperature) if config.interpolation > 0 else None
+    interpolation = (interpolation_term(arch, layout, queries, None, config.behaviour_temperature, config.interpolation_anchor, mask, scale)
+                     if config.interpolation > 0 else None)
     def loss():
         with _autocast(device):
             return hyper_loss(model, head, *training_views(config, layout, erase, batch), mask, scale, config.beta,

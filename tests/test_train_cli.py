@@ -49,6 +49,7 @@ def test_training_refuses_another_run_in_the_same_folder(zoo, tmp_path):
     (["train", "--zoo", "/nonexistent", "--out", "{tmp}/hr"], "missing file"),
     (["train", "--zoo", "{zoo}", "--preset", "huge", "--out", "{tmp}/hr"], "unknown autoencoder preset"),
     (["train", "--zoo", "{zoo}", "--window", "21", "25", "--out", "{tmp}/hr"], "the window needs"),
+    (["train", "--zoo", "{zoo}", "--interpolation-anchor", "1", "--out", "{tmp}/hr"], "it needs interpolation > 0"),
     (["study", "--zoo", "{zoo}", "--preset", "huge", "--codes", "tokens 16", "--out", "{tmp}/study"], "unknown autoencoder preset"),
 ])
 def test_train_errors(zoo, tmp_path, args, message):
