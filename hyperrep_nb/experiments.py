@@ -351,7 +351,8 @@ SCALING_RECIPES = {    # what the autoencoder learns to reconstruct, and how (AE
     "cpu + interpolation 0.2": {"interpolation": 0.2}, "cpu + interpolation 0.25": {"interpolation": 0.25}, "cpu + interpolation 0.3": {"interpolation": 0.3},
     "cpu + interpolation 0.25 anchored 0.3": {"interpolation": 0.25, "interpolation_anchor": 0.3},   # midpoints kept near their lines
     "cpu + interpolation 0.25 anchored 0.1": {"interpolation": 0.25, "interpolation_anchor": 0.1},
-    "cpu + interpolation 0.25 anchored 0.05": {"interpolation": 0.25, "interpolation_anchor": 0.05}}
+    "cpu + interpolation 0.25 anchored 0.05": {"interpolation": 0.25, "interpolation_anchor": 0.05},
+    "cpu + interpolation 0.5 anchored 0.05": {"interpolation": 0.5, "interpolation_anchor": 0.05}}
 
 # %% ../nbs/11_experiments.ipynb #30e198fb
 def novelty_figures(population: Population,  # generated models
