@@ -19,10 +19,10 @@ from .model import AEConfig, ae_config
 from .train import train_hyperrep, train_hyperrep_job, HyperRepresentation
 from .sampling import SAMPLERS, fit_sampler, sample_population
 from .experiments import (transfer_experiment, unseen_zoo_experiment, unseen_architecture_experiment, summarize_runs,
-                                     summarize_steps, compare_runs, training_models, reconstruction_drift, summarize_drift,
+                                     summarize_steps, compare_runs, training_models, unseen_models, reconstruction_drift, summarize_drift,
                                      EVALUATION_SAMPLERS)
 from .evaluate import (finetune_like_zoo, random_init_baseline, ensemble_accuracy, summarize, compare, novelty_report, noise_baseline,
-                                  average_baseline, gaussian_baseline, latent_noise_baseline, beats_noise_share,
+                                  average_baseline, gaussian_baseline, latent_noise_baseline, beats_noise_share, beats_noise_by_pool,
                                   chance_ceiling, diversity_report, reference_distances, predictions, NOISE_SCALES)
 
 # %% auto #0
@@ -54,7 +54,7 @@ def generated_populations(bundle: HyperRepresentation,   # the LWLN hyper-repres
                           gan_epochs: int | None = None, # latent GAN training epochs (None: the sampler's default)
                           progress: bool = False         # a progress bar over the samplers
                           ) -> tuple[dict[str, Population], dict]:
-    "Every sampler's population, B_KDE30, random initialisation B_T, the novelty baselines, and the seen checkpoints."
+    "Every sampler's population, B_KDE30, random initialisation B_T, the novelty baselines, the zoo's unseen models, and the seen checkpoints."
     generator = lambda: torch.Generator().manual_seed(seed)
     populations, timings = {}, {}
     for name in tqdm(SAMPLERS, disable=not progress, desc="sampling", unit="sampler", leave=False):
@@ -74,6 +74,8 @@ def generated_populations(bundle: HyperRepresentation,   # the LWLN hyper-repres
     populations["latent_noise"] = latent_noise_baseline(bundle, top, 0.1, generator())
     populations["reconstructed"] = bundle.reconstruct(top)
     populations["training"] = top
+    unseen = unseen_models(zoo, last, device)   # new models of the zoo's own recipe: what a perfect generator would sample
+    if len(unseen): populations["unseen"] = unseen
     first = bundle.meta["window"][0]
     seen = zoo.populations(range(first, last + 1), device)
     populations["seen"] = seen.split("train")
@@ -193,11 +195,13 @@ def _core_results(out: Path, bundle, baseline, zoo: Zoo, n: int, finetune_epochs
     known = predictions(seen, dataset.x_test)                         # and the seen models' predictions
     reports = {name: novelty_report(populations[name], seen, dataset, "seed", reference=reference, known=known)
                for name in bar(novelty_names, "novelty", "population")}
-    noise, above = pd.concat([reports[k] for k in reports if k.startswith("noise_")]), chance_ceiling(dataset.y_test)
+    per_scale, above = {k: r for k, r in reports.items() if k.startswith("noise_")}, chance_ceiling(dataset.y_test)
+    noise = pd.concat(per_scale.values())
     novelty = {name: {"accuracy_mean": float(r["test_accuracy"].mean()), "max_iou_mean": float(r["max_iou"].mean()),
                       "distance_raw_mean": float(r["distance_raw"].mean()), "distance_aligned_mean": float(r["distance_aligned"].mean()),
                       "reference_quantile_mean": float(r["reference_quantile"].mean()), "agreement_mean": float(r["agreement"].mean()),
-                      "beats_noise_share": beats_noise_share(r, noise, above)}
+                      "beats_noise_share": beats_noise_share(r, noise, above),   # and against as many noise models per scale as samples:
+                      "beats_noise_share_matched": float(beats_noise_by_pool(r, per_scale, above, sizes=(n,))["mean"].iloc[0])}
                for name, r in reports.items()}
     timings["novelty_s"] = round(time.perf_counter() - stage, 1)
     stage = time.perf_counter()

@@ -26,9 +26,10 @@ __all__ = ['POPULATION_FORMAT', 'EVALUATION_SAMPLERS', 'ABLATION_SETTINGS', 'JUD
            'SCALING_RECIPES', 'LWLN_BEHAVIOURS', 'save_population', 'load_population', 'save_population_parts',
            'iter_population', 'population_parts', 'transfer_experiment', 'summarize_runs', 'summarize_steps',
            'compare_runs', 'unseen_zoo_experiment', 'unseen_architectures', 'place_weights',
-           'unseen_architecture_experiment', 'training_models', 'sampled_populations', 'judge_bundle',
-           'training_ablation', 'novelty_figures', 'study_row', 'study_code', 'scaling_study', 'lwln_comparison',
-           'lwln_row', 'weight_histograms', 'lwln_table', 'reconstruction_drift', 'summarize_drift', 'bench_sample']
+           'unseen_architecture_experiment', 'training_models', 'unseen_models', 'sampled_populations', 'judge_bundle',
+           'training_ablation', 'novelty_figures', 'novelty_by_pool', 'study_row', 'study_code', 'scaling_study',
+           'lwln_comparison', 'lwln_row', 'weight_histograms', 'lwln_table', 'reconstruction_drift', 'summarize_drift',
+           'bench_sample']
 
 # %% ../nbs/11_experiments.ipynb #583ce224
 POPULATION_FORMAT = "hyperrep-population-2"   # parts; "hyperrep-population-1" (one weights.safetensors) is still read
@@ -272,6 +273,14 @@ def training_models(zoo: Zoo,              # the zoo
     accuracy = models.table["test_accuracy"].to_numpy()
     return models, models[np.flatnonzero(accuracy >= np.quantile(accuracy, 1 - top)).tolist()]
 
+# %% ../nbs/11_experiments.ipynb #410eda37
+def unseen_models(zoo: Zoo,        # the zoo
+                  epoch: int,      # the checkpoint (the last of an autoencoder's window)
+                  device=None      # None: cuda when available
+                  ) -> Population: # the test split at `epoch`
+    "The zoo's test-split models at an epoch: new models of the zoo's own recipe that no autoencoder learned from, what a perfect generator would sample."
+    return zoo.population(epoch, device).split("test")
+
 # %% ../nbs/11_experiments.ipynb #f76241fd
 JUDGED_SAMPLERS = ("S_KDE30", "S_KDE30_joint", "S_U", "S_C")   # what a bundle is judged by: the paper's, the best, and two far off
 
@@ -343,7 +352,8 @@ SCALING_CODES = {      # the code a model is compressed to (AEConfig fields)
     "tokens 32": {"latent": "tokens", "d_z": 32},
     "tokens 16 linear": {"latent": "tokens", "d_z": 16, "linear_path": True}, "tokens 32 linear": {"latent": "tokens", "d_z": 32, "linear_path": True},
     "tokens pca 768 linear": {"latent": "tokens", "pca_budget": 768, "linear_path": True},     # per-layer sizes where the zoo's PCA
-    "tokens pca 1536 linear": {"latent": "tokens", "pca_budget": 1536, "linear_path": True}}  # spends that many numbers
+    "tokens pca 1536 linear": {"latent": "tokens", "pca_budget": 1536, "linear_path": True},  # spends that many numbers
+    "tokens pca 1536": {"latent": "tokens", "pca_budget": 1536}}   # the same sizes, the transformer alone
 PRESET_CODE = "preset"   # a code name of `scaling_study`: the preset's own code (the cpu preset's 64-number z, the mnist preset's 700)
 SCALING_RECIPES = {    # what the autoencoder learns to reconstruct, and how (AEConfig fields)
     "cpu": {}, "cpu, plain MSE": {"lwln": False}, "cpu + interpolation": {"interpolation": 0.1},
@@ -354,6 +364,17 @@ SCALING_RECIPES = {    # what the autoencoder learns to reconstruct, and how (AE
     "cpu + interpolation 0.25 anchored 0.05": {"interpolation": 0.25, "interpolation_anchor": 0.05},
     "cpu + interpolation 0.5 anchored 0.05": {"interpolation": 0.5, "interpolation_anchor": 0.05}}
 
+# %% ../nbs/11_experiments.ipynb #daa48d3a
+def _novelty_reports(population: Population, zoo: Zoo, epoch: int, seed: int, data_root) -> tuple[pd.DataFrame, dict, float]:
+    "The novelty report of `population` against the train split at `epoch`, the noise baseline's per scale, and the chance ceiling."
+    device = population.device
+    dataset, (anchors, top) = zoo.dataset(data_root, device), training_models(zoo, epoch, device)
+    reference, known = reference_distances(anchors, "seed", aligned=True), predictions(anchors, dataset.x_test)   # once for every report
+    report = novelty_report(population, anchors, dataset, "seed", reference=reference, known=known)
+    noise = {name: novelty_report(p, anchors, dataset, "seed", reference=reference, known=known)
+             for name, p in noise_baseline(top, NOISE_SCALES, _generator(seed)).items()}
+    return report, noise, chance_ceiling(dataset.y_test)
+
 # %% ../nbs/11_experiments.ipynb #30e198fb
 def novelty_figures(population: Population,  # generated models
                     zoo: Zoo,                # the zoo the generator learned from
@@ -362,16 +383,25 @@ def novelty_figures(population: Population,  # generated models
                     data_root=None           # dataset files of the zoo (not needed for digits)
                     ) -> dict:               # reference quantile and beats-noise share (means over the models)
     "How far generated models sit from the train split's models, against the spread of those models, and how many beat added noise."
-    device = population.device
-    dataset, (anchors, top) = zoo.dataset(data_root, device), training_models(zoo, epoch, device)
-    reference, known = reference_distances(anchors, "seed", aligned=True), predictions(anchors, dataset.x_test)   # once for every report
-    report = novelty_report(population, anchors, dataset, "seed", reference=reference, known=known)
-    noise = {name: novelty_report(p, anchors, dataset, "seed", reference=reference, known=known)
-             for name, p in noise_baseline(top, NOISE_SCALES, _generator(seed)).items()}
-    above = chance_ceiling(dataset.y_test)
+    report, noise, above = _novelty_reports(population, zoo, epoch, seed, data_root)
     matched = beats_noise_by_pool(report, noise, above, sizes=(len(population),), seed=seed)   # as many noise models per scale as samples
     return {"novelty_quantile": float(report["reference_quantile"].mean()), "max_iou": float(report["max_iou"].mean()),
             "beats_noise_share": beats_noise_share(report, pd.concat(noise.values()), above), "beats_noise_share_matched": float(matched["mean"].iloc[0])}
+
+# %% ../nbs/11_experiments.ipynb #448cc66f
+def novelty_by_pool(population: Population,    # models to judge: samples, or the zoo's own new ones (`unseen_models`)
+                    zoo: Zoo,                  # the zoo the generator learned from
+                    epoch: int,                # its checkpoint that is the reference (the window's last)
+                    sizes=(10, 24, 50, 100),   # noise models per scale in a pool; the whole pool is added as the last row
+                    draws: int = 20,           # random pools per size
+                    seed: int = 0,             # seed of the noise baseline and of the draws
+                    data_root=None             # dataset files of the zoo (not needed for digits)
+                    ) -> pd.DataFrame:         # per pool size: the beats-noise share's mean, min and max, and the population's means
+    "Beats-noise share of a population against noise pools of growing size per scale, up to the whole pool, with its accuracy and novelty quantile."
+    report, noise, above = _novelty_reports(population, zoo, epoch, seed, data_root)
+    whole = max(len(p) for p in noise.values())
+    table = beats_noise_by_pool(report, noise, above, [s for s in sizes if s < whole] + [whole], draws, seed)
+    return table.assign(accuracy=float(report["test_accuracy"].mean()), novelty_quantile=float(report["reference_quantile"].mean()))
 
 # %% ../nbs/11_experiments.ipynb #27ff5a69
 def study_row(bundle: HyperRepresentation,  # a trained hyper-representation of `zoo`

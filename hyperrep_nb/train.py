@@ -273,11 +273,12 @@ def save_state(self: Trainer):
 # %% ../nbs/07_train.ipynb #8a1aa409
 @patch
 def try_resume(self: Trainer) -> bool:
-    "Continue from a saved state of the same run, if any."
+    "Continue from a saved state of the same run (settings added since it was saved taking their defaults), if any."
     path = self.out / "training" / "state.json"
     if not path.exists(): return False
     saved = read_json(path)
-    mismatch = [k for k, v in self.identity().items() if saved.get(k) != v]
+    same = lambda k, v: isinstance(saved.get(k), dict) and self.config.matches(saved[k]) if k == "ae" else saved.get(k) == v
+    mismatch = [k for k, v in self.identity().items() if not same(k, v)]
     if mismatch:
         raise HyperrepError(f"{self.out} holds training of a different run (differs in {', '.join(mismatch)}); "
                             "use another --out or the same settings")
