@@ -493,7 +493,7 @@ def beats_noise_by_pool(sampler_points,           # the sampler's models: a `nov
                         noise_points: dict,       # the noise baseline per scale: {scale name: points of the same form}
                         above: float,             # chance ceiling, as for `beats_noise_share`
                         sizes=(10, 25, 50, 100),  # noise models per scale in a pool (a scale with fewer gives all it has)
-                        draws: int = 20,          # random pools per size
+                        draws: int = 20,          # random pools per size (one where the size takes every model of every scale)
                         seed: int = 0             # seed of the draws
                         ) -> pd.DataFrame:        # per size: mean, min and max share over the draws
     "`beats_noise_share` against random noise pools of a fixed size per scale."
@@ -503,7 +503,8 @@ def beats_noise_by_pool(sampler_points,           # the sampler's models: a `nov
     scales = [np.stack(_points(p), 1) for p in noise_points.values()]
     rows = []
     for size in sizes:
+        pools = 1 if size >= max(map(len, scales)) else draws   # every model of every scale: one pool, drawn once
         shares = [beats_noise_share(sampler_points, np.concatenate([p[rng.choice(len(p), min(size, len(p)), replace=False)] for p in scales]), above)
-                  for _ in range(draws)]
+                  for _ in range(pools)]
         rows.append({"per_scale": size, "mean": float(np.mean(shares)), "min": float(np.min(shares)), "max": float(np.max(shares))})
     return pd.DataFrame(rows)
