@@ -367,6 +367,7 @@ SCALING_RECIPES = {    # what the autoencoder learns to reconstruct, and how (AE
 # %% ../nbs/11_experiments.ipynb #daa48d3a
 def _novelty_reports(population: Population, zoo: Zoo, epoch: int, seed: int, data_root) -> tuple[pd.DataFrame, dict, float]:
     "The novelty report of `population` against the train split at `epoch`, the noise baseline's per scale, and the chance ceiling."
+    if len(population) == 0: raise HyperrepError("the population to judge has no models: expected at least one")
     device = population.device
     dataset, (anchors, top) = zoo.dataset(data_root, device), training_models(zoo, epoch, device)
     reference, known = reference_distances(anchors, "seed", aligned=True), predictions(anchors, dataset.x_test)   # once for every report
@@ -460,7 +461,8 @@ def scaling_study(zoo: Zoo,                 # the zoo (its last epoch and the fo
         named = code if preset == "cpu" else f"{preset} preset, {code}"   # the cpu preset's rows keep their names
         key = f"{len(zoo)} models | {named} | {recipe} | {config.epochs} epochs"
         if key in rows and config.matches(rows[key]["config"]): continue
-        folder = out / f"{'' if preset == 'cpu' else preset + '_'}{len(zoo)}_{known_codes.index(code)}_{list(SCALING_RECIPES).index(recipe)}_{config.epochs}"
+        code_id = code if code == PRESET_CODE else list(SCALING_CODES).index(code)   # the preset keeps its folder when codes are added
+        folder = out / f"{'' if preset == 'cpu' else preset + '_'}{len(zoo)}_{code_id}_{list(SCALING_RECIPES).index(recipe)}_{config.epochs}"
         bundle = train_hyperrep(zoo, folder, config, window, device, progress=False)
         rows[key] = {"config": config.to_dict(), "models": len(zoo), "code": code, "recipe": recipe,
                      "train_s": bundle.metrics["train_seconds"], **study_row(bundle, zoo, n)}
