@@ -15,15 +15,16 @@ from tqdm.auto import tqdm
 from fastcore.basics import patch
 from .core import HyperrepError, default_device, meta_dataset_name, write_json, read_json, save_tensors, load_tensors, timed, count_flops, matmul_flops_per_s, available_memory, check_memory, format_bytes, MEMORY_HEADROOM, retain_freed_memory
 from .arch import Act, Architecture, Population, paper_cnn, mlp, SCORING_BUDGET, population_forward, score_population, ACTIVATIONS, INIT_SCHEMES
+from .fused import FusedStep, fused_support, fresh_adam_state
 from .data import Dataset, TABULAR, load_dataset, split_shift, save_dataset, read_dataset, dataset_for
 
 # %% auto #0
-__all__ = ['ZOO_PRESETS', 'ZOO_FORMAT', 'METRICS', 'ZooConfig', 'zoo_config', 'dataset_channels', 'dataset_input_shape',
-           'zoo_architecture', 'check_architecture_fits', 'model_splits', 'epoch_order', 'epoch_metrics',
-           'trained_epoch_metrics', 'fit_population', 'Zoo', 'write_zoo_epoch', 'train_zoo', 'existing_zoo',
-           'zoo_dataset', 'zoo_meta', 'zoo_memory', 'zoo_chunk_size', 'shard_blocks', 'ray_session', 'train_shard',
-           'merge_shards', 'train_zoo_on_ray', 'shard_config', 'bench_zoo_ray', 'describe_zoo', 'bench_zoo_train',
-           'bench_zoo_eval']
+__all__ = ['ZOO_PRESETS', 'FUSED_MIN_MODEL_STEPS', 'ZOO_FORMAT', 'METRICS', 'ZooConfig', 'zoo_config', 'dataset_channels',
+           'dataset_input_shape', 'zoo_architecture', 'check_architecture_fits', 'model_splits', 'epoch_order',
+           'epoch_metrics', 'trained_epoch_metrics', 'fit_population', 'use_fused', 'Zoo', 'write_zoo_epoch',
+           'train_zoo', 'existing_zoo', 'zoo_dataset', 'zoo_meta', 'zoo_memory', 'zoo_chunk_size', 'shard_blocks',
+           'ray_session', 'train_shard', 'merge_shards', 'train_zoo_on_ray', 'shard_config', 'bench_zoo_ray',
+           'describe_zoo', 'bench_zoo_train', 'bench_zoo_eval']
 
 # %% ../nbs/03_zoo.ipynb #7cb4b088
 @dataclass
@@ -181,12 +182,6 @@ def _adam_state(optimizer, params) -> dict[str, torch.Tensor]:
     state["step"] = torch.as_tensor(step, dtype=torch.float32).reshape(1).expand(next(iter(params.values())).shape[0]).clone()
     return state
 
-# %% ../nbs/03_zoo.ipynb #d3517edf
-def _fresh_adam_state(params: dict[str, torch.Tensor], models: int) -> dict[str, torch.Tensor]:
-    "Adam before its first step (zero moments, step 0), in the layout of `_adam_state`."
-    state = {f"{name}.{moment}": torch.zeros_like(p) for name, p in params.items() for moment in ("exp_avg", "exp_avg_sq")}
-    return {**state, "step": torch.zeros(models, device=next(iter(params.values())).device)}
-
 # %% ../nbs/03_zoo.ipynb #6948f211
 def _load_adam_state(optimizer, params, state: dict[str, torch.Tensor]):
     "Put saved Adam moments (for this chunk's models) back into `optimizer`."
@@ -221,7 +216,8 @@ def fit_population(population: Population,        # models to train (their param
                    on_epoch=None,                  # callback(epoch, population, metrics, optimizer_state)
                    at_steps: tuple = (),           # optimisation steps (counted from epoch 0) after which `on_step` sees each chunk
                    on_step=None,                   # callback(step, model slice, the chunk's models as a population)
-                   progress: bool = True           # show a progress bar
+                   progress: bool = True,          # show a progress bar
+                   fused: bool | None = None       # the fused cpu kernel (`hyperrep_nb.fused`); None: when `use_fused` says so
                    ) -> Population:                # the trained population (epoch `epochs`)
     "Train every model of `population` with its own data order and Adam state, all models at once."
     device, arch = population.device, population.arch
@@ -232,29 +228,61 @@ def fit_population(population: Population,        # models to train (their param
     x, y = dataset.x_train.to(device), dataset.y_train.to(device)
     seeds, steps = population.table["seed"].to_numpy(), math.ceil(n / batch_size)
     params = {k: v.detach().clone() for k, v in population.params.items()}
-    state = {k: v.to(device).clone() for k, v in optimizer_state.items()} if optimizer_state else _fresh_adam_state(params, models)
+    state = {k: v.to(device).clone() for k, v in optimizer_state.items()} if optimizer_state else fresh_adam_state(params)
+    kernel = FusedStep(arch, lr, weight_decay) if use_fused(population, (epochs - start_epoch) * steps * models, fused) else None
     bar = tqdm(total=(epochs - start_epoch) * steps * models, disable=not progress, unit="model-step", leave=False)
     for epoch in range(start_epoch + 1, epochs + 1):
         orders = torch.stack([epoch_order(s, epoch, n) for s in seeds]).to(device)
         running = torch.zeros(models, 2, device=device, dtype=next(iter(params.values())).dtype)
         for m0 in range(0, models, chunk_size):
-            chunk = {k: v[m0:m0 + chunk_size].clone().requires_grad_() for k, v in params.items()}
-            optimizer = torch.optim.Adam(chunk.values(), lr=lr, weight_decay=weight_decay, foreach=True)
-            _load_adam_state(optimizer, chunk, {k: v[m0:m0 + chunk_size] for k, v in state.items()})
+            rows = slice(m0, m0 + chunk_size)
+            chunk, train_step, finish = (_fused_chunk(kernel, params, state, rows, x, y) if kernel is not None
+                                         else _torch_chunk(arch, params, state, rows, x, y, lr, weight_decay))
             for step in range(steps):
-                index = orders[m0:m0 + chunk_size, step * batch_size:(step + 1) * batch_size]
-                running[m0:m0 + chunk_size] += _chunk_step(arch, chunk, optimizer, x[index], y[index])
+                index = orders[rows, step * batch_size:(step + 1) * batch_size]
+                running[rows] += train_step(index)
                 if on_step is not None and (epoch - 1) * steps + step + 1 in at_steps:
                     _report_step(on_step, (epoch - 1) * steps + step + 1, arch, chunk, population.table.iloc[m0:m0 + index.shape[0]], m0)
                 bar.update(index.shape[0])
-            for k, v in chunk.items(): params[k][m0:m0 + chunk_size] = v.detach()
-            for k, v in _adam_state(optimizer, chunk).items(): state[k][m0:m0 + chunk_size] = v
+            finish()
         trained = Population(arch, params, population.table)
         metrics = trained_epoch_metrics(trained, dataset, running)
         bar.set_postfix(epoch=epoch, test_acc=f"{metrics['test_accuracy'].mean():.3f}")
         if on_epoch is not None: on_epoch(epoch, trained, metrics, state)
     bar.close()
     return Population(arch, params, population.table)
+
+# %% ../nbs/03_zoo.ipynb #7921eca9
+FUSED_MIN_MODEL_STEPS = 500_000   # model-steps from which `fit_population` trains on the fused cpu kernel by default (it compiles in ~20-50 s, once per machine, and saves ~0.13 ms per model-step)
+
+# %% ../nbs/03_zoo.ipynb #5409e752
+def use_fused(population: Population,  # the models to train
+              model_steps: int,        # the run's work: models x steps per epoch x epochs
+              fused: bool | None = None  # the caller's choice (None: decide)
+              ) -> bool:
+    "Whether `fit_population` trains on the fused cpu kernel: when asked, or by default for float32 cpu runs of at least `FUSED_MIN_MODEL_STEPS` that it covers."
+    first = next(iter(population.params.values()))
+    reason = fused_support(population.arch)
+    if first.device.type != "cpu" or first.dtype != torch.float32: reason = f"it trains float32 models on the cpu, not {first.dtype} on {first.device}"
+    if fused and reason is not None: raise HyperrepError(f"the fused step cannot train this population: {reason}")
+    return fused if fused is not None else reason is None and model_steps >= FUSED_MIN_MODEL_STEPS
+
+# %% ../nbs/03_zoo.ipynb #d4fcbca4
+def _torch_chunk(arch: Architecture, params: dict, state: dict, rows: slice, x: torch.Tensor, y: torch.Tensor, lr: float, weight_decay: float):
+    "Models `rows` as trainable copies with a torch Adam holding their state: (the copies, a step on batch rows, write both back)."
+    chunk = {k: v[rows].clone().requires_grad_() for k, v in params.items()}
+    optimizer = torch.optim.Adam(chunk.values(), lr=lr, weight_decay=weight_decay, foreach=True)
+    _load_adam_state(optimizer, chunk, {k: v[rows] for k, v in state.items()})
+    def finish():
+        for k, v in chunk.items(): params[k][rows] = v.detach()
+        for k, v in _adam_state(optimizer, chunk).items(): state[k][rows] = v
+    return chunk, lambda index: _chunk_step(arch, chunk, optimizer, x[index], y[index]), finish
+
+# %% ../nbs/03_zoo.ipynb #3681e13c
+def _fused_chunk(kernel: FusedStep, params: dict, state: dict, rows: slice, x: torch.Tensor, y: torch.Tensor):
+    "Models `rows` as views the fused kernel updates in place: (the views, a step on batch rows, nothing to write back)."
+    chunk, chunk_state = {k: v[rows] for k, v in params.items()}, {k: v[rows] for k, v in state.items()}
+    return chunk, kernel.bind(chunk, chunk_state, x, y), lambda: None
 
 # %% ../nbs/03_zoo.ipynb #02b6c34a
 ZOO_FORMAT = "hyperrep_nb.zoo/1"
@@ -594,9 +622,10 @@ def bench_zoo_train(models: int = 64,           # population size
                     batch_size: int = 10,       # images per step and model (the paper's 10)
                     steps: int = 30,            # timed steps (after 3 warm-up steps) for each trainer
                     device=None,                # None: cuda when available
-                    chunk_size: int | None = None  # batched trainer's models per chunk (None: its default)
+                    chunk_size: int | None = None,  # batched trainer's models per chunk (None: its default)
+                    fused: bool | None = None       # time the fused cpu kernel too, as the trainer of large zoos (None: on the cpu)
                     ) -> dict:
-    "Model-steps per second of the batched trainer and of a one-model-at-a-time loop, on the same work."
+    "Model-steps per second of the batched trainer (the fused kernel on the cpu, else torch; torch's too when fused) and of a one-model-at-a-time loop, on the same work."
     device = default_device(device)
     retain_freed_memory()                       # as `fit_population` does, for both trainers
     data = load_dataset("digits", device=device)
@@ -613,6 +642,14 @@ def bench_zoo_train(models: int = 64,           # population size
             for step in steps_range:
                 index = batches[step, m0:m0 + chunk_size]
                 _chunk_step(arch, params, optimizer, data.x_train[index], data.y_train[index])
+    fused = device.type == "cpu" if fused is None else fused
+    if fused:
+        kernel = FusedStep(arch)
+        fused_chunks = [(m0, p, fresh_adam_state(p)) for m0, p in ((m0, {k: v.detach().clone() for k, v in params.items()}) for m0, params, _ in chunks)]
+    def fused_batched(steps_range):
+        for m0, params, state in fused_chunks:
+            train_step = kernel.bind(params, state, data.x_train, data.y_train)
+            for step in steps_range: train_step(batches[step, m0:m0 + chunk_size])
     modules = start.modules()
     optimizers = [torch.optim.Adam(m.parameters(), lr=3e-4) for m in modules]
     def sequential(steps_range):
@@ -621,9 +658,13 @@ def bench_zoo_train(models: int = 64,           # population size
                 index = batches[step, i]
                 loss = F.cross_entropy(module(data.x_train[index]), data.y_train[index])
                 optimizer.zero_grad(set_to_none=True); loss.backward(); optimizer.step()
+    first_call_s = timed(lambda: fused_batched(range(1)), device) if fused else None   # compiles the kernel, or reads it from the cache
     batched(range(3)); sequential(range(3))
-    batched_s = timed(lambda: batched(range(3, steps + 3)), device)
+    if fused: fused_batched(range(1, 3))
+    torch_s = timed(lambda: batched(range(3, steps + 3)), device)
+    fused_s = timed(lambda: fused_batched(range(3, steps + 3)), device) if fused else None
     sequential_s = timed(lambda: sequential(range(3, steps + 3)), device)
+    batched_s = fused_s if fused else torch_s
     flops = 3 * count_flops(lambda: population_forward(arch, start.params, data.x_train[batches[0]])) / models  # forward + backward (~2x)
     peak = matmul_flops_per_s(device)
     rate = models * steps / batched_s
@@ -631,7 +672,9 @@ def bench_zoo_train(models: int = 64,           # population size
             "batch_size": batch_size, "steps": steps, "batched_model_steps_per_s": round(rate, 1),
             "sequential_model_steps_per_s": round(models * steps / sequential_s, 1), "ratio": round(sequential_s / batched_s, 2),
             "flops_per_model_step": int(flops), "batched_gflops_per_s": round(rate * flops / 1e9, 2),
-            "matmul_gflops_per_s": round(peak / 1e9, 1), "utilisation": round(rate * flops / peak, 4)}
+            "matmul_gflops_per_s": round(peak / 1e9, 1), "utilisation": round(rate * flops / peak, 4), "trainer": "fused" if fused else "torch",
+            **({"torch_batched_model_steps_per_s": round(models * steps / torch_s, 1), "torch_ratio": round(sequential_s / torch_s, 2),
+                "fused_first_call_s": round(first_call_s, 1)} if fused else {})}
 
 # %% ../nbs/03_zoo.ipynb #9fab230c
 def bench_zoo_eval(models: int = 64,     # population size

@@ -69,6 +69,7 @@ def test_bench_zoo_prints_json_lines():
     train, evaluation = records
     assert train["models"] == 4 and train["batch_size"] == 10 and train["device"] == "cpu"
     assert train["batched_model_steps_per_s"] > 0 and train["sequential_model_steps_per_s"] > 0 and train["ratio"] > 0
+    assert train["trainer"] == "fused" and train["torch_batched_model_steps_per_s"] > 0, "on the cpu the bench times the fused kernel beside torch's step"
     assert evaluation["batched_model_images_per_s"] > 0 and evaluation["images"] == 360
 
 
