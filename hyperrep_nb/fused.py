@@ -183,7 +183,7 @@ def _pool_backward(src: _Source, layer: MaxPool, a: str, ga: str, gz: str, shape
             src(5, f"g = rest if v{n} == best else np.float32(0)", "rest -= g", f"{ga}[at + U({du * W + dv})] = g")
 
 # %% ../nbs/02a_fused.ipynb #d2459032
-def _conv_backward(src: _Source, i: int, layer: Conv, a: str, ga: str | None, gz: str | None, shape_in: tuple, shape_out: tuple):
+def _conv_backward(src: _Source, i: int, layer: Conv, a: str, ga: str | None, gz: str, shape_in: tuple, shape_out: tuple):
     "Gradients of convolution `i`'s weights, bias and input (into `ga`; None: not needed), from its output gradient `gz` laid out in padded rows (`gpad{i}`)."
     (C, H, W), (O, Ho, Wo), K = shape_in, shape_out, layer.kernel
     front, stride = _gpad_layout(layer, shape_in, shape_out)
@@ -210,9 +210,9 @@ def _conv_backward(src: _Source, i: int, layer: Conv, a: str, ga: str | None, gz
 # %% ../nbs/02a_fused.ipynb #2d3ed990
 def _conv_weight_grad(src: _Source, i: int, a: str, C: int, H: int, W: int, O: int, Ho: int, K: int, stride: int, front: int):
     "Convolution `i`'s weight gradient: for each pair of output channels, input channel and kernel row, one pass over the positions sums the kernel row's products (each loaded input serves both channels)."
-    for first, pair in ((0, 2), (O - O % 2, 1)) if O % 2 else ((0, 2),):
-        if first >= O or (pair == 2 and O < 2): continue
-        src(3, f"for o in range({first}, {O - O % 2 if pair == 2 else O}, {pair}):")
+    for start, stop, pair in ((0, O - O % 2, 2), (O - O % 2, O, 1)):   # the pairs, then the odd channel out
+        if start == stop: continue
+        src(3, f"for o in range({start}, {stop}, {pair}):")
         src(4, f"for c in range({C}):")
         src(5, f"for u in range({K}):")
         src(6, f"ab = U(c * {H * W} + u * {W})", *(f"gb{n} = U((o + {n}) * {stride} + {front})" for n in range(pair)), *(f"r{n}_{v} = np.float32(0)" for n in range(pair) for v in range(K)))

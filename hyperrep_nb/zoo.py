@@ -282,7 +282,7 @@ def _torch_chunk(arch: Architecture, params: dict, state: dict, rows: slice, x: 
 def _fused_chunk(kernel: FusedStep, params: dict, state: dict, rows: slice, x: torch.Tensor, y: torch.Tensor):
     "Models `rows` as views the fused kernel updates in place: (the views, a step on batch rows, nothing to write back)."
     chunk, chunk_state = {k: v[rows] for k, v in params.items()}, {k: v[rows] for k, v in state.items()}
-    return chunk, kernel.bind(chunk, chunk_state, x, y), lambda: None
+    return chunk, kernel.bind(chunk, chunk_state, x.contiguous(), y), lambda: None
 
 # %% ../nbs/03_zoo.ipynb #02b6c34a
 ZOO_FORMAT = "hyperrep_nb.zoo/1"
