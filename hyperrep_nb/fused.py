@@ -192,7 +192,7 @@ def _conv_backward(src: _Source, i: int, layer: Conv, a: str, ga: str | None, gz
     src(4, f"for q in range({Ho}):")
     src(5, f"for j in range({Wo}): g = {gz}[U((o * {Ho} + q) * {Wo} + j)]; gpad{i}[U(o * {stride} + {front} + q * {W} + j)] = g; s += g")
     src(4, f"G{i}b[o] += s")
-    _conv_weight_grad(src, i, a, C, H, W, O, Ho, K, stride, front)
+    _conv_weight_grad(src, i, layer, a, shape_in, shape_out)
     if ga is None: return
     src(3, f"for q in range({C * H * W}): {ga}[U(q)] = 0")
     src(3, f"for o in range({O}):")
@@ -208,8 +208,10 @@ def _conv_backward(src: _Source, i: int, layer: Conv, a: str, ga: str | None, gz
         _two_streams(src, 4, H * W, body)
 
 # %% ../nbs/02a_fused.ipynb #2d3ed990
-def _conv_weight_grad(src: _Source, i: int, a: str, C: int, H: int, W: int, O: int, Ho: int, K: int, stride: int, front: int):
+def _conv_weight_grad(src: _Source, i: int, layer: Conv, a: str, shape_in: tuple, shape_out: tuple):
     "Convolution `i`'s weight gradient: for each pair of output channels, input channel and kernel row, one pass over the positions sums the kernel row's products (each loaded input serves both channels)."
+    (C, H, W), (O, Ho, _), K = shape_in, shape_out, layer.kernel
+    front, stride = _gpad_layout(layer, shape_in, shape_out)
     for start, stop, pair in ((0, O - O % 2, 2), (O - O % 2, O, 1)):   # the pairs, then the odd channel out
         if start == stop: continue
         src(3, f"for o in range({start}, {stop}, {pair}):")
@@ -242,6 +244,40 @@ def _buffers(arch: Architecture) -> tuple[list[str], list[str]]:
         values.append(values[-1] if same else f"h{i + 1}"); grads.append(grads[-1] if same else f"d{i + 1}")
     return values, grads
 
+# %% ../nbs/02a_fused.ipynb #a8e6a754
+def _allocate(src: _Source, arch: Architecture, values: list[str], grads: list[str]):
+    "Each thread's buffers, zeroed once: layer inputs and their gradients (padded: rows of full width read past the end), and each convolution's full-width output and padded output gradient."
+    shapes = arch.shapes
+    pad = max([layer.kernel for layer in arch.layers if isinstance(layer, Conv)], default=1)
+    for k, (value, grad) in enumerate(zip(values, grads)):
+        if k == 0 or values[k - 1] != value: src(1, f"{value} = np.zeros({math.prod(shapes[k]) + pad}, np.float32)", f"{grad} = np.zeros({math.prod(shapes[k]) + pad}, np.float32)")
+    for i, layer in enumerate(arch.layers):
+        if isinstance(layer, Conv):
+            front, stride = _gpad_layout(layer, shapes[i], shapes[i + 1])
+            src(1, f"wide{i} = np.zeros({shapes[i + 1][0] * shapes[i + 1][1] * shapes[i][2]}, np.float32)", f"gpad{i} = np.zeros({shapes[i + 1][0] * stride}, np.float32)")
+
+# %% ../nbs/02a_fused.ipynb #b957ae59
+def _forward(src: _Source, arch: Architecture, values: list[str]):
+    "The forward pass of one image, layer by layer, from `h0` to the logits."
+    shapes = arch.shapes
+    for i, layer in enumerate(arch.layers):
+        a, z = values[i], values[i + 1]
+        if isinstance(layer, Conv): _conv_forward(src, i, layer, a, z, shapes[i], shapes[i + 1])
+        elif isinstance(layer, MaxPool): _pool_forward(src, layer, a, z, shapes[i], shapes[i + 1])
+        elif isinstance(layer, Linear): _linear_forward(src, i, layer, a, z)
+        elif isinstance(layer, Act): _act(src, layer, a, math.prod(shapes[i]))
+
+# %% ../nbs/02a_fused.ipynb #9338a65c
+def _backward(src: _Source, arch: Architecture, values: list[str], grads: list[str], first: int):
+    "The backward pass of one image, from the logits' gradient down to the first layer with weights (`first`), which needs no input gradient."
+    shapes = arch.shapes
+    for i in reversed(range(first, len(arch.layers))):
+        layer, a, ga, gz = arch.layers[i], values[i], (grads[i] if i > first else None), grads[i + 1]
+        if isinstance(layer, Conv): _conv_backward(src, i, layer, a, ga, gz, shapes[i], shapes[i + 1])
+        elif isinstance(layer, MaxPool): _pool_backward(src, layer, a, ga, gz, shapes[i], shapes[i + 1])
+        elif isinstance(layer, Linear): _linear_backward(src, i, layer, a, ga, gz)
+        elif isinstance(layer, Act): _act(src, layer, a, math.prod(shapes[i]), backward=gz)
+
 # %% ../nbs/02a_fused.ipynb #7892b7ac
 def _check_step_inputs(arch: Architecture, params: dict, state: dict, x: torch.Tensor, y: torch.Tensor):
     "Refuse shapes or labels the kernel would read or write out of bounds (it does not check them itself)."
@@ -267,40 +303,23 @@ def fused_source(arch: Architecture  # an architecture `fused_support` accepts
     "Numba source of one training step of models of `arch`: forward, cross-entropy, backward and Adam for each model's batch, written out for its shapes."
     reason = fused_support(arch)
     if reason is not None: raise HyperrepError(f"the fused step cannot train {arch.name}: {reason}")
-    src, shapes, layers = _Source(), arch.shapes, arch.layers
+    src, layers = _Source(), arch.layers
     values, grads = _buffers(arch)
     weighted = [i for i, layer in enumerate(layers) if isinstance(layer, (Conv, Linear))]
-    pad = max([layer.kernel for layer in layers if isinstance(layer, Conv)], default=1)   # rows of full width read past a buffer's end
     names = [f"{kind}{i}{part}" for kind in "pgas" for i in weighted for part in "wb"]   # parameters, gradients, Adam's two moments
     src(0, f"def fused_step(lo, hi, x, y, index, hyper, {', '.join(names)}, steps, stats):")
     src(1, "inv = np.float32(1.0 / index.shape[1])")
     src(1, "lr, beta1, beta2, eps, decay = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4]")
-    for k, (value, grad) in enumerate(zip(values, grads)):
-        if k == 0 or values[k - 1] != value: src(1, f"{value} = np.zeros({math.prod(shapes[k]) + pad}, np.float32)", f"{grad} = np.zeros({math.prod(shapes[k]) + pad}, np.float32)")
-    for i, layer in enumerate(layers):
-        if isinstance(layer, Conv):
-            front, stride = _gpad_layout(layer, shapes[i], shapes[i + 1])
-            src(1, f"wide{i} = np.zeros({shapes[i + 1][0] * shapes[i + 1][1] * shapes[i][2]}, np.float32)", f"gpad{i} = np.zeros({shapes[i + 1][0] * stride}, np.float32)")
+    _allocate(src, arch, values, grads)
     src(1, "for m in range(lo, hi):")
     for i in weighted: src(2, f"P{i}w = p{i}w[m]", f"P{i}b = p{i}b[m]", f"G{i}w = g{i}w[m]", f"G{i}b = g{i}b[m]", f"G{i}w[:] = 0", f"G{i}b[:] = 0")
     src(2, "loss = 0.0", "correct = 0")
     src(2, "for b in range(index.shape[1]):")
     src(3, "xb = x[index[m, b]]")
-    src(3, f"for q in range({math.prod(shapes[0])}): h0[U(q)] = xb[U(q)]")
-    for i, layer in enumerate(layers):
-        a, z = values[i], values[i + 1]
-        if isinstance(layer, Conv): _conv_forward(src, i, layer, a, z, shapes[i], shapes[i + 1])
-        elif isinstance(layer, MaxPool): _pool_forward(src, layer, a, z, shapes[i], shapes[i + 1])
-        elif isinstance(layer, Linear): _linear_forward(src, i, layer, a, z)
-        elif isinstance(layer, Act): _act(src, layer, a, math.prod(shapes[i]))
+    src(3, f"for q in range({math.prod(arch.input_shape)}): h0[U(q)] = xb[U(q)]")
+    _forward(src, arch, values)
     _loss(src, values[-1], grads[-1], arch.classes)
-    first = weighted[0]
-    for i in reversed(range(first, len(layers))):
-        layer, a, ga, gz = layers[i], values[i], (grads[i] if i > first else None), grads[i + 1]
-        if isinstance(layer, Conv): _conv_backward(src, i, layer, a, ga, gz, shapes[i], shapes[i + 1])
-        elif isinstance(layer, MaxPool): _pool_backward(src, layer, a, ga, gz, shapes[i], shapes[i + 1])
-        elif isinstance(layer, Linear): _linear_backward(src, i, layer, a, ga, gz)
-        elif isinstance(layer, Act): _act(src, layer, a, math.prod(shapes[i]), backward=gz)
+    _backward(src, arch, values, grads, weighted[0])
     src(2, "stats[m, 0] = loss", "stats[m, 1] = correct")
     _adam(src, weighted)
     return _HEADER + "\n".join(src.lines) + "\n"

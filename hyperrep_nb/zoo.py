@@ -645,7 +645,8 @@ def bench_zoo_train(models: int = 64,           # population size
     fused = device.type == "cpu" if fused is None else fused
     if fused:
         kernel = FusedStep(arch)
-        fused_chunks = [(m0, p, fresh_adam_state(p)) for m0, p in ((m0, {k: v.detach().clone() for k, v in params.items()}) for m0, params, _ in chunks)]
+        copies = [(m0, {k: v.detach().clone() for k, v in params.items()}) for m0, params, _ in chunks]
+        fused_chunks = [(m0, params, fresh_adam_state(params)) for m0, params in copies]
     def fused_batched(steps_range):
         for m0, params, state in fused_chunks:
             train_step = kernel.bind(params, state, data.x_train, data.y_train)
