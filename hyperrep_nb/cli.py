@@ -68,6 +68,8 @@ def _add_zoo(commands):
     zoo.add_argument("--until", type=int, help="stop after this epoch; rerun to continue")
     zoo.add_argument("--ray", metavar="ADDRESS", help="train on Ray: 'local' (a local instance) or a cluster's host:port (pip install hyperrep_nb[ray])")
     zoo.add_argument("--shards", type=int, default=2, help="with --ray: Ray tasks, each a block of seeds trained batched (default 2)")
+    zoo.add_argument("--trainer", choices=("auto", "fused", "torch"), default="auto",
+                     help="fused: the numba cpu kernel; torch: autograd and torch's Adam (default auto: fused for cpu zoos of at least 500,000 model-steps)")
     zoo.add_argument("--quiet", action="store_true", help="no progress bar")
     zoo.set_defaults(run=_cmd_zoo)
 
@@ -97,7 +99,8 @@ def _cmd_zoo(args):
                         batch_size=args.batch_size, init=args.init, activation=args.activation, first_seed=args.first_seed,
                         dataset=own.name if own else args.dataset, arch=_zoo_arch(args, own.input_shape if own else dataset_input_shape(name)))
     zoo = train_zoo(config, args.out, data_root=args.data_root, device=args.device, chunk_size=args.chunk_size,
-                    progress=not args.quiet, until=args.until, ray=args.ray, shards=args.shards, dataset=own)
+                    progress=not args.quiet, until=args.until, ray=args.ray, shards=args.shards, dataset=own,
+                    fused={"auto": None, "fused": True, "torch": False}[args.trainer])
     print(describe_zoo(zoo))
 
 # %% ../nbs/90_cli.ipynb #84344e9e

@@ -18,10 +18,10 @@ __all__ = ['FUSED_ACTIVATIONS', 'ACCUMULATORS', 'fused_support', 'fused_source',
            'fresh_adam_state', 'FusedStep']
 
 # %% ../nbs/02a_fused.ipynb #099eb8d1
-FUSED_ACTIVATIONS = {   # name -> (output of `{v}`, derivative written in the output `{y}`)
+FUSED_ACTIVATIONS = {   # name -> (output of `{v}`, derivative written in the output `{y}`, or where that cannot be, in the input `{x}`)
     "tanh": ("tanh({v})", "(1 - {y} * {y})"), "relu": ("max({v}, np.float32(0))", "({y} > 0)"),
     "sigmoid": ("np.float32(0.5) * tanh(np.float32(0.5) * {v}) + np.float32(0.5)", "({y} * (1 - {y}))"),
-    "identity": (None, None)}
+    "gelu": ("gelu({v})", "gelu_grad({x})"), "identity": (None, None)}
 
 # %% ../nbs/02a_fused.ipynb #606eb706
 def fused_support(arch: Architecture  # the architecture to train
@@ -54,6 +54,34 @@ def tanh(x):
     q = x2 * q + np.float32(2.26843463243900e-03)
     q = x2 * q + np.float32(4.89352518554385e-03)
     return x * p / q
+
+@njit(inline="always", fastmath=True, error_model="numpy")
+def erf(x):
+    "erf as a [13/8] rational function on [-4, 4] (float32 accuracy; the coefficients of Eigen's float erf)."
+    x = min(max(x, np.float32(-4)), np.float32(4))
+    x2 = x * x
+    p = x2 * np.float32(-2.72614225801306e-10) + np.float32(2.77068142495902e-08)
+    p = x2 * p + np.float32(-2.10102402082508e-06)
+    p = x2 * p + np.float32(-5.69250639462346e-05)
+    p = x2 * p + np.float32(-7.34990630326855e-04)
+    p = x2 * p + np.float32(-2.95459980854025e-03)
+    p = x2 * p + np.float32(-1.60960333262415e-02)
+    q = x2 * np.float32(-1.45660718464996e-05) + np.float32(-2.13374055278905e-04)
+    q = x2 * q + np.float32(-1.68282697438203e-03)
+    q = x2 * q + np.float32(-7.37332916720468e-03)
+    q = x2 * q + np.float32(-1.42647390514189e-02)
+    return x * p / q
+
+@njit(inline="always", fastmath=True, error_model="numpy")
+def gelu(x):
+    "x times the standard normal distribution function at x (torch's exact GELU)."
+    return np.float32(0.5) * x * (np.float32(1) + erf(x * np.float32(0.7071067811865476)))
+
+@njit(inline="always", fastmath=True, error_model="numpy")
+def gelu_grad(x):
+    "GELU's derivative: the normal distribution function plus x times the density, at x."
+    density = np.float32(0.3989422804014327) * math.exp(np.float32(-0.5) * x * x)
+    return np.float32(0.5) * (np.float32(1) + erf(x * np.float32(0.7071067811865476))) + x * density
 
 @njit(nogil=True, fastmath=True, error_model="numpy", cache=True)
 '''
@@ -137,13 +165,19 @@ def _linear_forward(src: _Source, i: int, layer: Linear, a: str, z: str):
     src(4, f"for q in range({I}): s += P{i}w[U(o * {I} + q)] * {a}[U(q)]")
     src(4, f"{z}[o] = s")
 
+# %% ../nbs/02a_fused.ipynb #6708014b
+def _keeps_input(layer: Act) -> bool:
+    "Whether an activation's derivative reads its input (`{x}`), which its forward pass must then keep."
+    return "{x}" in (FUSED_ACTIVATIONS[layer.name][1] or "")
+
 # %% ../nbs/02a_fused.ipynb #e781b79d
-def _act(src: _Source, layer: Act, a: str, size: int, backward: str | None = None):
-    "An activation in place on `a` (forward), or its derivative times the gradient `backward` (in place)."
+def _act(src: _Source, i: int, layer: Act, a: str, size: int, backward: str | None = None):
+    "Activation `i` in place on `a` (forward; its input kept in `pre{i}` when the derivative reads it), or its derivative times the gradient `backward` (in place)."
     forward, derivative = FUSED_ACTIVATIONS[layer.name]
     if forward is None: return
-    if backward is None: src(3, f"for q in range({size}): {a}[U(q)] = {forward.format(v=f'{a}[U(q)]')}")
-    else: src(3, f"for q in range({size}): {backward}[U(q)] *= {derivative.format(y=f'{a}[U(q)]')}")
+    if backward is not None: src(3, f"for q in range({size}): {backward}[U(q)] *= {derivative.format(y=f'{a}[U(q)]', x=f'pre{i}[U(q)]')}")
+    elif _keeps_input(layer): src(3, f"for q in range({size}): v = {a}[U(q)]; pre{i}[U(q)] = v; {a}[U(q)] = {forward.format(v='v')}")
+    else: src(3, f"for q in range({size}): {a}[U(q)] = {forward.format(v=f'{a}[U(q)]')}")
 
 # %% ../nbs/02a_fused.ipynb #387f52bc
 def _loss(src: _Source, logits: str, grad: str, classes: int):
@@ -246,7 +280,7 @@ def _buffers(arch: Architecture) -> tuple[list[str], list[str]]:
 
 # %% ../nbs/02a_fused.ipynb #a8e6a754
 def _allocate(src: _Source, arch: Architecture, values: list[str], grads: list[str]):
-    "Each thread's buffers, zeroed once: layer inputs and their gradients (padded: rows of full width read past the end), and each convolution's full-width output and padded output gradient."
+    "Each thread's buffers, zeroed once: layer inputs and their gradients (padded: rows of full width read past the end), each convolution's full-width output and padded output gradient, and the inputs activations keep."
     shapes = arch.shapes
     pad = max([layer.kernel for layer in arch.layers if isinstance(layer, Conv)], default=1)
     for k, (value, grad) in enumerate(zip(values, grads)):
@@ -255,6 +289,7 @@ def _allocate(src: _Source, arch: Architecture, values: list[str], grads: list[s
         if isinstance(layer, Conv):
             front, stride = _gpad_layout(layer, shapes[i], shapes[i + 1])
             src(1, f"wide{i} = np.zeros({shapes[i + 1][0] * shapes[i + 1][1] * shapes[i][2]}, np.float32)", f"gpad{i} = np.zeros({shapes[i + 1][0] * stride}, np.float32)")
+        if isinstance(layer, Act) and _keeps_input(layer): src(1, f"pre{i} = np.zeros({math.prod(shapes[i])}, np.float32)")
 
 # %% ../nbs/02a_fused.ipynb #b957ae59
 def _forward(src: _Source, arch: Architecture, values: list[str]):
@@ -265,7 +300,7 @@ def _forward(src: _Source, arch: Architecture, values: list[str]):
         if isinstance(layer, Conv): _conv_forward(src, i, layer, a, z, shapes[i], shapes[i + 1])
         elif isinstance(layer, MaxPool): _pool_forward(src, layer, a, z, shapes[i], shapes[i + 1])
         elif isinstance(layer, Linear): _linear_forward(src, i, layer, a, z)
-        elif isinstance(layer, Act): _act(src, layer, a, math.prod(shapes[i]))
+        elif isinstance(layer, Act): _act(src, i, layer, a, math.prod(shapes[i]))
 
 # %% ../nbs/02a_fused.ipynb #9338a65c
 def _backward(src: _Source, arch: Architecture, values: list[str], grads: list[str], first: int):
@@ -276,7 +311,7 @@ def _backward(src: _Source, arch: Architecture, values: list[str], grads: list[s
         if isinstance(layer, Conv): _conv_backward(src, i, layer, a, ga, gz, shapes[i], shapes[i + 1])
         elif isinstance(layer, MaxPool): _pool_backward(src, layer, a, ga, gz, shapes[i], shapes[i + 1])
         elif isinstance(layer, Linear): _linear_backward(src, i, layer, a, ga, gz)
-        elif isinstance(layer, Act): _act(src, layer, a, math.prod(shapes[i]), backward=gz)
+        elif isinstance(layer, Act): _act(src, i, layer, a, math.prod(shapes[i]), backward=gz)
 
 # %% ../nbs/02a_fused.ipynb #7892b7ac
 def _check_step_inputs(arch: Architecture, params: dict, state: dict, x: torch.Tensor, y: torch.Tensor):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_zoo.ipynb #542bfd55
 from __future__ import annotations
-import contextlib, math, os, re, shutil, socket, tempfile, time
+import contextlib, itertools, math, os, re, shutil, socket, tempfile, time
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import numpy as np
@@ -21,10 +21,10 @@ from .data import Dataset, TABULAR, load_dataset, split_shift, save_dataset, rea
 # %% auto #0
 __all__ = ['ZOO_PRESETS', 'FUSED_MIN_MODEL_STEPS', 'ZOO_FORMAT', 'METRICS', 'ZooConfig', 'zoo_config', 'dataset_channels',
            'dataset_input_shape', 'zoo_architecture', 'check_architecture_fits', 'model_splits', 'epoch_order',
-           'epoch_metrics', 'trained_epoch_metrics', 'fit_population', 'use_fused', 'Zoo', 'write_zoo_epoch',
-           'train_zoo', 'existing_zoo', 'zoo_dataset', 'zoo_meta', 'zoo_memory', 'zoo_chunk_size', 'shard_blocks',
-           'ray_session', 'train_shard', 'merge_shards', 'train_zoo_on_ray', 'shard_config', 'bench_zoo_ray',
-           'describe_zoo', 'bench_zoo_train', 'bench_zoo_eval']
+           'epoch_metrics', 'trained_epoch_metrics', 'fit_population', 'use_fused', 'zoo_trainer', 'Zoo',
+           'write_zoo_epoch', 'train_zoo', 'existing_zoo', 'zoo_dataset', 'zoo_meta', 'zoo_memory', 'zoo_chunk_size',
+           'shard_blocks', 'ray_session', 'train_shard', 'merge_shards', 'train_zoo_on_ray', 'shard_config',
+           'bench_zoo_ray', 'trainer_runs', 'describe_zoo', 'bench_zoo_train', 'bench_zoo_eval']
 
 # %% ../nbs/03_zoo.ipynb #7cb4b088
 @dataclass
@@ -267,6 +267,15 @@ def use_fused(population: Population,  # the models to train
     if fused and reason is not None: raise HyperrepError(f"the fused step cannot train this population: {reason}")
     return fused if fused is not None else reason is None and model_steps >= FUSED_MIN_MODEL_STEPS
 
+# %% ../nbs/03_zoo.ipynb #db8a6c92
+def zoo_trainer(config: ZooConfig,          # the zoo's config (its models, epochs and batch size)
+                population: Population,     # its models (architecture, device, dtype)
+                n_train: int,               # training images
+                fused: bool | None = None   # the caller's choice (None: decide)
+                ) -> str:                   # "fused" or "torch"
+    "The trainer of a whole zoo: `use_fused` on the work of all its epochs, not on what is left of an interrupted run."
+    return "fused" if use_fused(population, config.models * math.ceil(n_train / config.batch_size) * config.epochs, fused) else "torch"
+
 # %% ../nbs/03_zoo.ipynb #d4fcbca4
 def _torch_chunk(arch: Architecture, params: dict, state: dict, rows: slice, x: torch.Tensor, y: torch.Tensor, lr: float, weight_decay: float):
     "Models `rows` as trainable copies with a torch Adam holding their state: (the copies, a step on batch rows, write both back)."
@@ -389,10 +398,11 @@ def train_zoo(config: ZooConfig,                 # what to train (see `zoo_confi
               until: int | None = None,          # stop after this epoch (None: config.epochs); rerun to continue
               dataset: Dataset | None = None,    # your own data (stored with the zoo); None: `config.dataset` by name
               ray: str | None = None,            # train on Ray instead: "local" (a local instance) or a cluster's address
-              shards: int = 2                    # with `ray`: Ray tasks, each training a contiguous block of seeds batched
+              shards: int = 2,                   # with `ray`: Ray tasks, each training a contiguous block of seeds batched
+              fused: bool | None = None          # the fused cpu kernel; None: `use_fused` for the whole zoo's work (not the run's)
               ) -> Zoo:
-    "Train a zoo (or finish an interrupted one), storing every epoch."
-    if ray is not None: return train_zoo_on_ray(config, out, ray, shards, data_root, chunk_size, progress, until, dataset)
+    "Train a zoo (or finish an interrupted one), storing every epoch and the trainer that made it (`trained_by`)."
+    if ray is not None: return train_zoo_on_ray(config, out, ray, shards, data_root, chunk_size, progress, until, dataset, fused)
     out, device = Path(out), default_device(device)
     arch, zoo = zoo_architecture(config), existing_zoo(out, config)
     chunk_size = zoo_chunk_size(arch, config.models, config.batch_size, device, chunk_size)
@@ -407,11 +417,15 @@ def train_zoo(config: ZooConfig,                 # what to train (see `zoo_confi
         population = Population(arch, Population.init(arch, table["seed"].tolist(), config.init, device).params, table)
         write_zoo_epoch(out, meta, 0, population, epoch_metrics(population, dataset))
         start, state = 0, None
+    trained_by = (zoo.meta.get("trained_by", []) + ["unknown"] * start)[:start] if zoo is not None else []   # older zoos name no trainer
     target = min(config.epochs, until if until is not None else config.epochs)
     if start < target:
-        fit_population(population, dataset, target, config.lr, config.weight_decay, config.batch_size,
-                       start_epoch=start, optimizer_state=state, chunk_size=chunk_size, progress=progress,
-                       on_epoch=lambda epoch, pop, metrics, st: write_zoo_epoch(out, meta, epoch, pop, metrics, st))
+        trainer = zoo_trainer(config, population, dataset.n_train, fused)
+        def commit(epoch, pop, metrics, st):
+            trained_by.append(trainer)
+            write_zoo_epoch(out, {**meta, "trained_by": trained_by}, epoch, pop, metrics, st)
+        fit_population(population, dataset, target, config.lr, config.weight_decay, config.batch_size, start_epoch=start,
+                       optimizer_state=state, chunk_size=chunk_size, progress=progress, fused=trainer == "fused", on_epoch=commit)
     return Zoo(out)
 
 # %% ../nbs/03_zoo.ipynb #93809a8b
@@ -506,13 +520,14 @@ def train_shard(config: dict,              # the shard's `ZooConfig.to_dict()` (
                 folder: str,               # the shard's zoo folder
                 data_folder: str | None,   # a stored dataset to train on (None: the config's dataset by name)
                 data_root=None,            # dataset files for a named image dataset
-                chunk_size: int | None = None, until: int | None = None
+                chunk_size: int | None = None, until: int | None = None,
+                fused: bool | None = None  # the fused cpu kernel (None: `use_fused` for the shard's whole work)
                 ) -> int:                  # the shard's last committed epoch
     "The body of one Ray task: a zoo of one block of seeds, trained batched on this worker's device, resumable."
     Path(folder).mkdir(parents=True, exist_ok=True)
     write_json(Path(folder) / "worker.json", {"pid": os.getpid(), "host": socket.gethostname()})
     dataset = read_dataset(data_folder) if data_folder else None
-    return train_zoo(ZooConfig.from_dict(config), folder, data_root, None, chunk_size, False, until, dataset).last_epoch
+    return train_zoo(ZooConfig.from_dict(config), folder, data_root, None, chunk_size, False, until, dataset, fused=fused).last_epoch
 
 # %% ../nbs/03_zoo.ipynb #4e76469e
 def merge_shards(out: Path,           # the zoo folder
@@ -520,8 +535,10 @@ def merge_shards(out: Path,           # the zoo folder
                  shards: list[Path],  # shard folders, in seed order
                  last: int            # merge up to this epoch
                  ) -> Zoo:
-    "Write the shards' epochs as one zoo, epoch by epoch; epochs merged before are kept."
+    "Write the shards' epochs as one zoo, epoch by epoch, with their trainers (`a+b` where shards differ); epochs merged before are kept."
     arch, table, parts = Architecture.from_dict(meta["arch"]), pd.DataFrame(meta["models"]), [Zoo(s) for s in shards]
+    records = [part.meta.get("trained_by", []) for part in parts]
+    trained_by = ["+".join(sorted({r[e - 1] if len(r) >= e else "unknown" for r in records})) for e in range(1, last + 1)]
     done = Zoo(out).last_epoch if (Path(out) / "zoo.json").exists() else -1
     for epoch in range(done + 1, last + 1):
         populations = [part.population(epoch, "cpu") for part in parts]
@@ -529,7 +546,7 @@ def merge_shards(out: Path,           # the zoo folder
         metrics = {k: np.concatenate([part.metrics[k][epoch] for part in parts]) for k in METRICS}
         states = [load_tensors(s / "optimizer" / f"epoch_{epoch:03d}.safetensors") for s in shards] if epoch == last and epoch > 0 else None
         state = {k: torch.cat([s[k] for s in states]) for k in states[0]} if states else None
-        write_zoo_epoch(out, meta, epoch, Population(arch, params, table), metrics, state)
+        write_zoo_epoch(out, {**meta, "trained_by": trained_by[:epoch]}, epoch, Population(arch, params, table), metrics, state)
     return Zoo(out)
 
 # %% ../nbs/03_zoo.ipynb #4ae64605
@@ -538,6 +555,7 @@ def train_zoo_on_ray(config: ZooConfig, out: str | Path,
                      shards: int = 2,                 # Ray tasks (blocks of seeds)
                      data_root=None, chunk_size: int | None = None, progress: bool = True, until: int | None = None,
                      dataset: Dataset | None = None,  # your own data (stored with the zoo first, read by every shard)
+                     fused: bool | None = None,       # the fused cpu kernel for every shard (None: each shard's `use_fused`)
                      retries: int = 2                 # times Ray reruns a shard whose worker died (it resumes)
                      ) -> Zoo:
     "`train_zoo` as Ray tasks, one per block of seeds, merged into one zoo (see above)."
@@ -554,7 +572,7 @@ def train_zoo_on_ray(config: ZooConfig, out: str | Path,
     stored = str(out / "dataset") if (out / "dataset" / "dataset.json").exists() else None
     with ray_session(address) as ray:
         task = ray.remote(train_shard).options(num_cpus=1, num_gpus=1 if ray.cluster_resources().get("GPU", 0) else 0, max_retries=retries)
-        pending = [task.remote(shard_config(config, block).to_dict(), str(folder), stored, data_root, chunk_size, until)
+        pending = [task.remote(shard_config(config, block).to_dict(), str(folder), stored, data_root, chunk_size, until, fused)
                    for block, folder in zip(blocks, folders)]
         _wait_for_shards(ray, pending, folders, target, progress)
     zoo = merge_shards(out, meta, folders, target)
@@ -600,6 +618,17 @@ def bench_zoo_ray(models: int = 64,               # population size
             "address": address, "single_process_s": round(single_s, 2), "ray_s": round(ray_s, 2),
             "ratio_single_over_ray": round(single_s / ray_s, 3), "weights_equal": equal}
 
+# %% ../nbs/03_zoo.ipynb #2c1f2c07
+def trainer_runs(trained_by: list[str]  # one trainer per epoch from epoch 1 (`zoo.json`'s `trained_by`)
+                 ) -> str:              # e.g. "torch (epochs 1-10), fused (epochs 11-25)"
+    "The trainers of a zoo's epochs as runs of consecutive epochs."
+    runs, first = [], 1
+    for name, group in itertools.groupby(trained_by):
+        last = first + len(list(group)) - 1
+        runs.append(f"{name} (epoch{'s' if last > first else ''} {first}{f'-{last}' if last > first else ''})")
+        first = last + 1
+    return ", ".join(runs)
+
 # %% ../nbs/03_zoo.ipynb #5d561ad5
 def describe_zoo(zoo: Zoo) -> str:
     "A readable summary: architecture, models, epochs, splits and accuracy per epoch."
@@ -610,6 +639,7 @@ def describe_zoo(zoo: Zoo) -> str:
              + ", ".join(str(l.size) for l in zoo.arch.layout) + ")",
              f"models: {len(zoo)}  epochs: {zoo.epochs[0]}..{zoo.epochs[-1]}  dataset: {meta_dataset_name(zoo.meta)}"]
     if config: lines.append("training: " + ", ".join(f"{k}={v}" for k, v in config.items() if k not in ("models", "epochs", "arch")))
+    if zoo.meta.get("trained_by"): lines.append("trained by: " + trainer_runs(zoo.meta["trained_by"]))
     if "split" in zoo.table: lines.append("splits: " + ", ".join(f"{k} {v}" for k, v in zoo.table["split"].value_counts().items()))
     if "test_accuracy" in zoo.metrics:
         lines.append("test accuracy per epoch (mean, std, min, max over models):")

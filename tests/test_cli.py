@@ -30,8 +30,18 @@ def test_killed_zoo_training_resumes_to_the_same_weights(tmp_path):
 def test_info_summarises_a_zoo(tmp_path):
     run("zoo", "--models", "6", "--epochs", "2", "--quiet", "--out", str(tmp_path / "zoo"))
     out = run("info", str(tmp_path / "zoo")).stdout
-    for expected in ("paper_cnn_1ch_tanh", "2464 parameters", "models: 6", "epochs: 0..2", "splits:", "epoch   2:"):
+    for expected in ("paper_cnn_1ch_tanh", "2464 parameters", "models: 6", "epochs: 0..2", "trained by: torch (epochs 1-2)", "splits:", "epoch   2:"):
         assert expected in out, out
+
+
+def test_a_zoo_trained_in_parts_on_the_fused_kernel_records_it_and_equals_one_trained_straight(tmp_path):
+    args = ["zoo", "--models", "6", "--epochs", "3", "--trainer", "fused", "--quiet"]
+    run(*args, "--until", "1", "--out", str(tmp_path / "parts"))
+    out = run(*args, "--out", str(tmp_path / "parts")).stdout
+    run(*args, "--out", str(tmp_path / "straight"))
+    parts, straight = Zoo(tmp_path / "parts"), Zoo(tmp_path / "straight")
+    assert torch.equal(parts.population(3, "cpu").to_vector(), straight.population(3, "cpu").to_vector())
+    assert parts.meta["trained_by"] == ["fused"] * 3 and "trained by: fused (epochs 1-3)" in out, out
 
 
 @pytest.mark.parametrize("args, message", [
