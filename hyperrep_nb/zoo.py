@@ -658,37 +658,14 @@ def bench_zoo_train(models: int = 64,           # population size
     "Model-steps per second of the batched trainer (the fused kernel on the cpu, else torch; torch's too when fused) and of a one-model-at-a-time loop, on the same work."
     device = default_device(device)
     retain_freed_memory()                       # as `fit_population` does, for both trainers
-    data = load_dataset("digits", device=device)
-    arch = paper_cnn()
+    data, arch = load_dataset("digits", device=device), paper_cnn()
     start = Population.init(arch, range(models), device=device)
     batches = torch.randint(0, data.n_train, (steps + 3, models, batch_size), generator=torch.Generator().manual_seed(0)).to(device)
     chunk_size = chunk_size or (models if device.type == "cuda" else 64)
-    chunks = []
-    for m0 in range(0, models, chunk_size):
-        params = {k: v[m0:m0 + chunk_size].clone().requires_grad_() for k, v in start.params.items()}
-        chunks.append((m0, params, torch.optim.Adam(params.values(), lr=3e-4, foreach=True)))
-    def batched(steps_range):
-        for m0, params, optimizer in chunks:
-            for step in steps_range:
-                index = batches[step, m0:m0 + chunk_size]
-                _chunk_step(arch, params, optimizer, data.x_train[index], data.y_train[index])
     fused = device.type == "cpu" if fused is None else fused
-    if fused:
-        kernel = FusedStep(arch)
-        copies = [(m0, {k: v.detach().clone() for k, v in params.items()}) for m0, params, _ in chunks]
-        fused_chunks = [(m0, params, fresh_adam_state(params)) for m0, params in copies]
-    def fused_batched(steps_range):
-        for m0, params, state in fused_chunks:
-            train_step = kernel.bind(params, state, data.x_train, data.y_train)
-            for step in steps_range: train_step(batches[step, m0:m0 + chunk_size])
-    modules = start.modules()
-    optimizers = [torch.optim.Adam(m.parameters(), lr=3e-4) for m in modules]
-    def sequential(steps_range):
-        for step in steps_range:
-            for i, (module, optimizer) in enumerate(zip(modules, optimizers)):
-                index = batches[step, i]
-                loss = F.cross_entropy(module(data.x_train[index]), data.y_train[index])
-                optimizer.zero_grad(set_to_none=True); loss.backward(); optimizer.step()
+    batched, _ = _torch_bench(arch, start, data, batches, chunk_size)
+    sequential, _ = _sequential_bench(start, data, batches)
+    fused_batched, _ = _fused_bench(arch, start, data, batches, chunk_size) if fused else (None, None)
     first_call_s = timed(lambda: fused_batched(range(1)), device) if fused else None   # compiles the kernel, or reads it from the cache
     batched(range(3)); sequential(range(3))
     if fused: fused_batched(range(1, 3))
@@ -697,8 +674,7 @@ def bench_zoo_train(models: int = 64,           # population size
     sequential_s = timed(lambda: sequential(range(3, steps + 3)), device)
     batched_s = fused_s if fused else torch_s
     flops = 3 * count_flops(lambda: population_forward(arch, start.params, data.x_train[batches[0]])) / models  # forward + backward (~2x)
-    peak = matmul_flops_per_s(device)
-    rate = models * steps / batched_s
+    peak, rate = matmul_flops_per_s(device), models * steps / batched_s
     return {"bench": "zoo_train", "device": str(device), "threads": torch.get_num_threads(), "models": models,
             "batch_size": batch_size, "steps": steps, "batched_model_steps_per_s": round(rate, 1),
             "sequential_model_steps_per_s": round(models * steps / sequential_s, 1), "ratio": round(sequential_s / batched_s, 2),
@@ -706,6 +682,45 @@ def bench_zoo_train(models: int = 64,           # population size
             "matmul_gflops_per_s": round(peak / 1e9, 1), "utilisation": round(rate * flops / peak, 4), "trainer": "fused" if fused else "torch",
             **({"torch_batched_model_steps_per_s": round(models * steps / torch_s, 1), "torch_ratio": round(sequential_s / torch_s, 2),
                 "fused_first_call_s": round(first_call_s, 1)} if fused else {})}
+
+# %% ../nbs/03_zoo.ipynb #7dfce4f0
+def _torch_bench(arch: Architecture, start: Population, data: Dataset, batches: torch.Tensor, chunk_size: int):
+    "Torch's batched step (`_chunk_step`, foreach Adam) on `start`'s models in chunks: `(run, weights)`."
+    chunks = []
+    for m0 in range(0, len(start), chunk_size):
+        params = {k: v[m0:m0 + chunk_size].clone().requires_grad_() for k, v in start.params.items()}
+        chunks.append((m0, params, torch.optim.Adam(params.values(), lr=3e-4, foreach=True)))
+    def run(steps):
+        for m0, params, optimizer in chunks:
+            for step in steps:
+                index = batches[step, m0:m0 + chunk_size]
+                _chunk_step(arch, params, optimizer, data.x_train[index], data.y_train[index])
+    return run, lambda: {k: torch.cat([params[k].detach() for _, params, _ in chunks]) for k in start.params}
+
+# %% ../nbs/03_zoo.ipynb #0b8d9d60
+def _fused_bench(arch: Architecture, start: Population, data: Dataset, batches: torch.Tensor, chunk_size: int):
+    "The fused kernel (`FusedStep`) on `start`'s models in chunks: `(run, weights)`."
+    kernel = FusedStep(arch, lr=3e-4)
+    chunks = [(m0, {k: v[m0:m0 + chunk_size].clone() for k, v in start.params.items()}) for m0 in range(0, len(start), chunk_size)]
+    chunks = [(m0, params, fresh_adam_state(params)) for m0, params in chunks]
+    def run(steps):
+        for m0, params, state in chunks:
+            train_step = kernel.bind(params, state, data.x_train, data.y_train)
+            for step in steps: train_step(batches[step, m0:m0 + chunk_size])
+    return run, lambda: {k: torch.cat([params[k] for _, params, _ in chunks]) for k in start.params}
+
+# %% ../nbs/03_zoo.ipynb #54ba6c82
+def _sequential_bench(start: Population, data: Dataset, batches: torch.Tensor):
+    "One `nn.Module` and one `torch.optim.Adam` per model, one model at a time, as zoos were trained before: `(run, weights)`."
+    modules = start.modules()
+    optimizers = [torch.optim.Adam(m.parameters(), lr=3e-4) for m in modules]
+    def run(steps):
+        for step in steps:
+            for i, (module, optimizer) in enumerate(zip(modules, optimizers)):
+                index = batches[step, i]
+                loss = F.cross_entropy(module(data.x_train[index]), data.y_train[index])
+                optimizer.zero_grad(set_to_none=True); loss.backward(); optimizer.step()
+    return run, lambda: {k: torch.stack([m.state_dict()[k] for m in modules]) for k in start.params}
 
 # %% ../nbs/03_zoo.ipynb #9fab230c
 def bench_zoo_eval(models: int = 64,     # population size
