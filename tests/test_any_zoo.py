@@ -43,7 +43,10 @@ def test_an_mlp_zoo_of_images_flattens_them(tmp_path):
 
 BAD_SPECS = {"unknown_layer.json": {"input_shape": [13], "layers": [{"type": "dense", "in_features": 13, "out_features": 3}]},
              "no_layers.json": {"input_shape": [13], "layers": []},
-             "not_a_spec.json": [1, 2, 3]}
+             "not_a_spec.json": [1, 2, 3],
+             "avgpool.json": {"input_shape": [1, 28, 28], "layers": [{"type": "conv", "in_channels": 1, "out_channels": 4, "kernel": 5},
+                                                                      {"type": "avgpool", "kernel": 2}, {"type": "flatten"},
+                                                                      {"type": "linear", "in_features": 576, "out_features": 10}]}}
 
 
 @pytest.mark.parametrize("args, message", [
@@ -59,6 +62,7 @@ BAD_SPECS = {"unknown_layer.json": {"input_shape": [13], "layers": [{"type": "de
     (["--dataset", "wine"], "takes [1, 28, 28]"),   # the paper CNN on feature vectors
     (["--dataset", "wine", "--arch", "{tmp}/deep.json"], "nested too deeply"),                 # 3,000 levels: was a RecursionError
     (["--dataset", "wine", "--arch", "{tmp}/huge.json"], "expected a JSON file of at most 1,000,000"),
+    (["--arch", "{tmp}/avgpool.json", "--trainer", "fused"], "the fused step cannot train this population: AvgPool layers are not covered"),
 ])
 def test_bad_zoo_input_is_one_line_exit_2_and_nothing_written(tmp_path, args, message):
     for name, spec in BAD_SPECS.items(): (tmp_path / name).write_text(json.dumps(spec))
