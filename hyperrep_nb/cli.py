@@ -124,6 +124,7 @@ def _add_train(commands):
     train.add_argument("--latent", choices=["cls", "tokens", "tokens_scaled"], help="the code: one z (cls) or a latent per token (preset default)")
     train.add_argument("--d-z", type=int, help="size of z, or of each (widest) token's latent (preset default)")
     train.add_argument("--linear-path", action="store_true", help="per-token codes: a linear path beside the transformer, started at the train split's PCA")
+    train.add_argument("--linear-path-lr", type=float, help="with --linear-path: its learning rate as a share of --lr (0: it stays the PCA; default 1)")
     train.add_argument("--window", type=int, nargs=2, default=[21, 25], metavar=("FIRST", "LAST"), help="zoo epochs to learn from")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--data-root", help="dataset files of the zoo (not needed for digits)")
@@ -141,7 +142,7 @@ def _cmd_train(args):
                 "permutation": args.permutation, "target": args.target, "canonical": canonical, "behaviour": args.behaviour, "interpolation": args.interpolation,
                 "interpolation_anchor": args.interpolation_anchor,
                 "behaviour_inputs": args.behaviour_inputs, "checkpoint": args.checkpoint, "latent": args.latent, "d_z": args.d_z,
-                "linear_path": args.linear_path or None}
+                "linear_path": args.linear_path or None, "linear_path_lr": args.linear_path_lr}
     config = ae_config(args.preset, **{k: v for k, v in settings.items() if v is not None})
     bundle = train_hyperrep(args.zoo, args.out, config, tuple(args.window), args.device, args.seed,
                             data_root=args.data_root, progress=not args.quiet, until=args.until)

@@ -362,7 +362,8 @@ SCALING_RECIPES = {    # what the autoencoder learns to reconstruct, and how (AE
     "cpu + interpolation 0.25 anchored 0.3": {"interpolation": 0.25, "interpolation_anchor": 0.3},   # midpoints kept near their lines
     "cpu + interpolation 0.25 anchored 0.1": {"interpolation": 0.25, "interpolation_anchor": 0.1},
     "cpu + interpolation 0.25 anchored 0.05": {"interpolation": 0.25, "interpolation_anchor": 0.05},
-    "cpu + interpolation 0.5 anchored 0.05": {"interpolation": 0.5, "interpolation_anchor": 0.05}}
+    "cpu + interpolation 0.5 anchored 0.05": {"interpolation": 0.5, "interpolation_anchor": 0.05},
+    "cpu, linear path frozen": {"linear_path_lr": 0.0}}   # codes with a linear path: it stays the PCA, the transformer learns the rest
 
 # %% ../nbs/11_experiments.ipynb #daa48d3a
 def _novelty_reports(population: Population, zoo: Zoo, epoch: int, seed: int, data_root) -> tuple[pd.DataFrame, dict, float]:

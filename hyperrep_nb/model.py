@@ -52,6 +52,9 @@ def _check_ae_config(config) -> None:
             raise HyperrepError(f"AEConfig.{name} must be a positive integer, got {value!r}")
     for name in ("behaviour", "interpolation", "interpolation_anchor"):
         if not getattr(config, name) >= 0: raise HyperrepError(f"AEConfig.{name} must be >= 0, got {getattr(config, name)}")
+    if not 0 <= config.linear_path_lr < float("inf"): raise HyperrepError(f"AEConfig.linear_path_lr must be a finite number >= 0, got {config.linear_path_lr}")
+    if config.linear_path_lr != 1 and not config.linear_path:
+        raise HyperrepError(f"AEConfig.linear_path_lr={config.linear_path_lr} sets the linear path's learning rate: it needs linear_path=True")
     if config.interpolation_anchor > 0 and config.interpolation == 0:
         raise HyperrepError(f"AEConfig.interpolation_anchor={config.interpolation_anchor} weighs a part of the interpolation loss: it needs interpolation > 0")
     if not config.behaviour_temperature > 0:
@@ -99,6 +102,8 @@ class AEConfig:
     interpolation_anchor: float = 0.0  # with the interpolation loss: weight of each in-between model's (LWLN) squared distance from the
                                   # same point of the straight line between the two models' weights; keeps the middles of different
                                   # lines apart, where the interpolation loss alone sends them all to one model (0: off)
+    linear_path_lr: float = 1.0   # with linear_path: its learning rate as a share of `lr` (0: the linear code stays the train split's
+                                  # PCA and the transformer learns only what it adds; see `hyperrep_nb.train.ae_optimizer`)
 
     def __post_init__(self): _check_ae_config(self)
 

@@ -30,10 +30,10 @@ from .model import DECODE_BATCH, AEConfig, ae_config, HyperAutoencoder, Projecti
 # %% auto #0
 __all__ = ['BUNDLE_FORMAT', 'MAX_GRAD_NORM', 'zoo_samples', 'reconstruction_r2', 'encode_tokens', 'decode_tokens', 'embed_tokens',
            'token_logits', 'behaviour_loss', 'interpolation_loss', 'interpolation_term', 'autoencoder_memory',
-           'Trainer', 'LossModule', 'gather_rows', 'training_views', 'linear_code_yardstick', 'pca_latent_sizes',
-           'property_probe', 'split_quality', 'interpolation_accuracy', 'write_bundle', 'distributed', 'train_hyperrep',
-           'train_hyperrep_job', 'HyperRepresentation', 'split_lines', 'describe_bundle', 'interpolation_yardstick',
-           'linear_code_residual', 'bench_ae']
+           'ae_optimizer', 'Trainer', 'LossModule', 'gather_rows', 'training_views', 'linear_code_yardstick',
+           'pca_latent_sizes', 'property_probe', 'split_quality', 'interpolation_accuracy', 'write_bundle',
+           'distributed', 'train_hyperrep', 'train_hyperrep_job', 'HyperRepresentation', 'split_lines',
+           'describe_bundle', 'interpolation_yardstick', 'linear_code_residual', 'bench_ae']
 
 # %% ../nbs/07_train.ipynb #9d53b545
 def zoo_samples(zoo: Zoo,                    # the zoo to learn from
@@ -205,6 +205,19 @@ def autoencoder_memory(arch: Architecture,   # the zoo's architecture
     behaviour = 2 * batch * config.behaviour_queries * per_image * 3 if config.behaviour > 0 else 0
     return 4 * (3 * samples * tokens + 4 * weights + activations + behaviour)
 
+# %% ../nbs/07_train.ipynb #5ea4fc63
+def ae_optimizer(model: HyperAutoencoder,   # the autoencoder
+                 head: ProjectionHead,      # its projection head
+                 config: AEConfig           # uses lr, weight_decay and linear_path_lr
+                 ) -> torch.optim.AdamW:
+    "AdamW over the autoencoder and its head; with `config.linear_path_lr` != 1 the linear path is a group of its own at that share of `lr`."
+    parameters = [*model.parameters(), *head.parameters()]
+    if config.linear_path_lr == 1: return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    linear = {id(p) for part in (model.linear_encode, model.linear_decode) for p in part.parameters()}
+    groups = [{"params": [p for p in parameters if id(p) not in linear]},
+              {"params": [p for p in parameters if id(p) in linear], "lr": config.lr * config.linear_path_lr}]
+    return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+
 # %% ../nbs/07_train.ipynb #da88c5f2
 class Trainer:
     "Trains a hyper-representation on a zoo, with checkpoints, resume and validation metrics."
@@ -242,7 +255,7 @@ class Trainer:
         if config.linear_path: self.model.init_linear_path(self.tokens[self.rows["train"]])   # start at the train split's PCA
         self.head = ProjectionHead.from_config(config, self.model.code_size).to(self.device)
         self.parameters = [*self.model.parameters(), *self.head.parameters()]
-        self.optimizer = torch.optim.AdamW(self.parameters, lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = ae_optimizer(self.model, self.head, config)
         self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
         self.ddp = nn.parallel.DistributedDataParallel(LossModule(self.model, self.head)) if self.world > 1 else None
         self.erase = Augment(self.layout, permute=False, erase_p=0.5)
