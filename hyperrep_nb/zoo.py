@@ -416,10 +416,10 @@ def train_zoo(config: ZooConfig,                 # what to train (see `zoo_confi
     else:
         population = Population(arch, Population.init(arch, table["seed"].tolist(), config.init, device).params, table)
         start, state = 0, None
-    trainer = zoo_trainer(config, population, dataset.n_train, fused)   # a trainer that cannot train it is refused before anything is written
+    target = min(config.epochs, until if until is not None else config.epochs)
+    trainer = zoo_trainer(config, population, dataset.n_train, fused) if start < target else None   # refused before anything is written
     if zoo is None: write_zoo_epoch(out, meta, 0, population, epoch_metrics(population, dataset))
     trained_by = (zoo.meta.get("trained_by", []) + ["unknown"] * start)[:start] if zoo is not None else []   # older zoos name no trainer
-    target = min(config.epochs, until if until is not None else config.epochs)
     if start < target:
         def commit(epoch, pop, metrics, st):
             trained_by.append(trainer)
