@@ -685,29 +685,30 @@ def bench_zoo_train(models: int = 64,           # population size
 
 # %% ../nbs/03_zoo.ipynb #7dfce4f0
 def _torch_bench(arch: Architecture, start: Population, data: Dataset, batches: torch.Tensor, chunk_size: int):
-    "Torch's batched step (`_chunk_step`, foreach Adam) on `start`'s models in chunks: `(run, weights)`."
-    chunks = []
-    for m0 in range(0, len(start), chunk_size):
-        params = {k: v[m0:m0 + chunk_size].clone().requires_grad_() for k, v in start.params.items()}
-        chunks.append((m0, params, torch.optim.Adam(params.values(), lr=3e-4, foreach=True)))
+    "`fit_population`'s torch chunks (`_torch_chunk`: batched step, foreach Adam) on `start`'s models: `(run, weights)`."
+    params = {k: v.clone() for k, v in start.params.items()}
+    state = fresh_adam_state(params)
+    chunks = [(rows, *_torch_chunk(arch, params, state, rows, data.x_train, data.y_train, 3e-4, 0.0))
+              for rows in (slice(m0, m0 + chunk_size) for m0 in range(0, len(start), chunk_size))]
     def run(steps):
-        for m0, params, optimizer in chunks:
-            for step in steps:
-                index = batches[step, m0:m0 + chunk_size]
-                _chunk_step(arch, params, optimizer, data.x_train[index], data.y_train[index])
-    return run, lambda: {k: torch.cat([params[k].detach() for _, params, _ in chunks]) for k in start.params}
+        for rows, _, train_step, _ in chunks:
+            for step in steps: train_step(batches[step, rows])
+    def weights():
+        for *_, finish in chunks: finish()
+        return params
+    return run, weights
 
 # %% ../nbs/03_zoo.ipynb #0b8d9d60
 def _fused_bench(arch: Architecture, start: Population, data: Dataset, batches: torch.Tensor, chunk_size: int):
-    "The fused kernel (`FusedStep`) on `start`'s models in chunks: `(run, weights)`."
-    kernel = FusedStep(arch, lr=3e-4)
-    chunks = [(m0, {k: v[m0:m0 + chunk_size].clone() for k, v in start.params.items()}) for m0 in range(0, len(start), chunk_size)]
-    chunks = [(m0, params, fresh_adam_state(params)) for m0, params in chunks]
+    "`fit_population`'s fused chunks (`_fused_chunk`) on `start`'s models: `(run, weights)`."
+    kernel, params = FusedStep(arch, lr=3e-4), {k: v.clone() for k, v in start.params.items()}
+    state = fresh_adam_state(params)
+    chunks = [(rows, _fused_chunk(kernel, params, state, rows, data.x_train, data.y_train)[1])
+              for rows in (slice(m0, m0 + chunk_size) for m0 in range(0, len(start), chunk_size))]
     def run(steps):
-        for m0, params, state in chunks:
-            train_step = kernel.bind(params, state, data.x_train, data.y_train)
-            for step in steps: train_step(batches[step, m0:m0 + chunk_size])
-    return run, lambda: {k: torch.cat([params[k] for _, params, _ in chunks]) for k in start.params}
+        for rows, train_step in chunks:
+            for step in steps: train_step(batches[step, rows])
+    return run, lambda: params
 
 # %% ../nbs/03_zoo.ipynb #54ba6c82
 def _sequential_bench(start: Population, data: Dataset, batches: torch.Tensor):
